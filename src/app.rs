@@ -1,0 +1,87 @@
+//! Wires the pieces together for `postdesk run` and the one-shot commands:
+//! opens the database and stores, builds the ingestor and the outbox sender,
+//! and runs the long-lived tasks until the cancellation token fires.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::jobs::outbox_sender::OutboxSender;
+use crate::mail::imap;
+use crate::mail::ingest::Ingestor;
+use crate::mail::smtp::SmtpConnector;
+use crate::mail::templates::Templates;
+use crate::storage::BlobStore;
+
+/// Everything a command needs, opened once.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub ingestor: Ingestor,
+    pub sender: OutboxSender,
+}
+
+impl App {
+    /// Opens the database (applying pending migrations), storage and templates.
+    pub async fn open(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let config = Arc::new(config);
+        let db = Db::connect(&config.database.url, config.database.max_connections)
+            .await
+            .context("opening the database (database.url)")?;
+        db.migrate().await.context("applying database migrations")?;
+        let store = BlobStore::open(&config.storage.dir).context("opening storage.dir")?;
+        let templates = Arc::new(
+            Templates::load(config.templates_dir.as_deref()).context("loading mail templates")?,
+        );
+        let ready = Arc::new(Notify::new());
+        let ingestor = Ingestor {
+            config: config.clone(),
+            db: db.clone(),
+            store,
+            templates,
+            clock: clock.clone(),
+            outbox_ready: ready.clone(),
+        };
+        let sender = OutboxSender {
+            db: db.clone(),
+            clock,
+            connector: SmtpConnector::new(config.smtp.clone()),
+            ready,
+        };
+        Ok(App {
+            config,
+            db,
+            ingestor,
+            sender,
+        })
+    }
+
+    /// Runs the mailbox watchers and outbox senders until `cancel`, then waits
+    /// for each to reach a safe point.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let tasks = tokio_util::task::TaskTracker::new();
+        for mailbox in self.config.mailboxes.iter().cloned() {
+            tasks.spawn(imap::watch(self.ingestor.clone(), mailbox, cancel.clone()));
+        }
+        for _ in 0..self.config.smtp.connections {
+            tasks.spawn(self.sender.clone().run(cancel.clone()));
+        }
+        tasks.close();
+        tracing::info!(
+            mailboxes = self.config.mailboxes.len(),
+            senders = self.config.smtp.connections,
+            "postdesk running"
+        );
+        cancel.cancelled().await;
+        tracing::info!("shutting down");
+        tasks.wait().await;
+        self.db.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,334 @@
+//! The command line: flags parsed once into typed commands, each carried out
+//! by the library. `main.rs` only calls [`main`].
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::db::{inbound, outbox, tickets};
+use crate::domain::TicketNumber;
+use crate::mail::ingest::{Delivery, IngestError, Outcome, Source};
+
+/// Exit code asking an MTA to retry later (sysexits.h EX_TEMPFAIL).
+pub const EXIT_TEMPFAIL: u8 = 75;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "postdesk",
+    version,
+    about = "Email-driven helpdesk for managed IT service providers"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "POSTDESK_CONFIG",
+        default_value = "/etc/postdesk/postdesk.toml"
+    )]
+    pub config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch mailboxes, send mail.
+    Run,
+    /// Apply database migrations.
+    Migrate,
+    /// Check the configuration file and print what is wrong.
+    CheckConfig,
+    /// Ingest one message from FILE or stdin (MTA pipe mode; exit 75 on a temporary failure).
+    Ingest {
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Import clients and contacts from a JSON file.
+    Import { file: PathBuf },
+    /// Show what would happen to a message and why, writing nothing.
+    Explain {
+        file: PathBuf,
+        /// Print JSON (the only format).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tickets.
+    Tickets {
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
+    /// Messages that could not be processed.
+    Quarantine {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Mail waiting to be sent, sent and failed.
+    Outbox {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketsCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTDESK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match execute(cli).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            // A pipe-mode delivery must not bounce because of a config typo.
+            let code = if matches!(cli.command, Command::Ingest { .. }) {
+                EXIT_TEMPFAIL
+            } else {
+                2
+            };
+            return Ok(ExitCode::from(code));
+        }
+    };
+    let clock: SharedClock = Arc::new(SystemClock);
+    match cli.command {
+        Command::CheckConfig => {
+            println!(
+                "{}: OK ({} mailbox(es), {} staff)",
+                config.source,
+                config.mailboxes.len(),
+                config.staff.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            App::open(config, clock).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let app = App::open(config, clock).await?;
+            let cancel = CancellationToken::new();
+            tokio::spawn(shutdown_on_signal(cancel.clone()));
+            app.run(cancel).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { file } => ingest(config, clock, &file).await,
+        Command::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let name = file.display().to_string();
+            let data = crate::import::parse(&text, &name)?;
+            let app = App::open(config, clock.clone()).await?;
+            let summary = crate::import::import(&app.db, &data, &name, clock.now_millis()).await?;
+            print_json(&summary)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { file, json: _ } => {
+            let raw =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let app = App::open(config, clock).await?;
+            let plan = app.ingestor.explain(&raw, Source::Pipe).await?;
+            print_json(&plan)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tickets { command } => {
+            let app = App::open(config, clock).await?;
+            let mut conn = app.db.conn().await?;
+            match command {
+                TicketsCommand::List { json: _ } => {
+                    print_json(&tickets::list_tickets(&mut conn).await?)?
+                }
+                TicketsCommand::Show { number, json: _ } => {
+                    let number = TicketNumber::parse(&app.config.tickets.prefix, &number)
+                        .map_err(anyhow::Error::msg)?;
+                    match tickets::show_ticket(&mut conn, &number).await? {
+                        Some(t) => print_json(&t)?,
+                        None => {
+                            eprintln!("error: no ticket {number}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            command: ListCommand::List { json: _ },
+        } => {
+            let app = App::open(config, clock).await?;
+            let mut conn = app.db.conn().await?;
+            print_json(&inbound::list_quarantine(&mut conn).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Outbox {
+            command: ListCommand::List { json: _ },
+        } => {
+            let app = App::open(config, clock).await?;
+            let mut conn = app.db.conn().await?;
+            print_json(&outbox::list(&mut conn).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// MTA pipe mode: one message in, exit 0 when applied (or quarantined), 75
+/// when the MTA should retry.
+async fn ingest(config: Config, clock: SharedClock, file: &str) -> anyhow::Result<ExitCode> {
+    let mut raw = Vec::new();
+    let read = if file == "-" {
+        std::io::stdin().lock().read_to_end(&mut raw)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut raw))
+    };
+    if let Err(e) = read {
+        eprintln!("error: reading the message: {e}");
+        return Ok(ExitCode::from(EXIT_TEMPFAIL));
+    }
+    let app = match App::open(config, clock).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_TEMPFAIL));
+        }
+    };
+    let limit = app.config.limits.max_message_bytes;
+    let oversized_bytes = (raw.len() as u64 > limit).then_some(raw.len() as u64);
+    if oversized_bytes.is_some() {
+        raw.truncate(header_section_len(&raw));
+    }
+    let delivery = Delivery {
+        source: Source::Pipe,
+        raw: &raw,
+        oversized_bytes,
+    };
+    match app.ingestor.ingest(delivery).await {
+        Ok(outcome) => {
+            print_json(&outcome)?;
+            if matches!(outcome, Outcome::TicketCreated { .. } | Outcome::Rejected) {
+                // Send the acknowledgement now rather than at the daemon's next
+                // poll; if this fails the daemon sends it later.
+                let mut session = None;
+                if let Err(e) = app
+                    .sender
+                    .round(&mut session, &CancellationToken::new())
+                    .await
+                {
+                    tracing::warn!(error = %e, "immediate send failed; the daemon will retry");
+                }
+                if let Some(mut s) = session {
+                    let _ = s.quit().await;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(IngestError::Temporary(e)) => {
+            eprintln!("error: temporary failure, try again later: {e}");
+            Ok(ExitCode::from(EXIT_TEMPFAIL))
+        }
+    }
+}
+
+/// Length of the header section (up to and including the blank line).
+fn header_section_len(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(raw.len().min(64 * 1024))
+}
+
+async fn shutdown_on_signal(cancel: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    cancel.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    cancel.cancel();
+}

@@ -1,0 +1,960 @@
+//! Configuration: one TOML file, every key overridable from the environment,
+//! secrets from the environment or from files — turned once into a typed,
+//! validated [`Config`].
+//!
+//! Environment overrides use `POSTDESK__<SECTION>__<KEY>` (double underscores
+//! separate the path; array entries are addressed by index), e.g.
+//! `POSTDESK__SMTP__PASSWORD` or `POSTDESK__MAILBOX__0__PASSWORD`.
+//! A secret key `password` / `secret` may instead be given as `password_file` /
+//! `secret_file`: the file's content (without the trailing newline) is used.
+//!
+//! Every error names the file and the dotted key it is about. Nothing outside
+//! this module reads raw configuration text or the process environment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::{EmailAddress, Priority};
+
+/// The environment prefix of overrides.
+pub const ENV_PREFIX: &str = "POSTDESK__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: TOML syntax error: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}: key `{key}`: {message}")]
+    Key {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Validated configuration of one Postdesk installation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from (for messages).
+    pub source: String,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub mailboxes: Vec<MailboxConfig>,
+    pub smtp: SmtpConfig,
+    pub tickets: TicketsConfig,
+    pub sla: SlaConfig,
+    pub web: WebConfig,
+    pub link_keys: Vec<LinkKey>,
+    pub branding: Branding,
+    pub staff: Vec<StaffMember>,
+    pub templates_dir: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub name: String,
+    pub address: EmailAddress,
+    pub imap_host: String,
+    pub imap_port: u16,
+    pub imap_tls: TlsMode,
+    pub username: String,
+    pub password: String,
+    pub folder: String,
+    pub processed_folder: Option<String>,
+    pub default_priority: Priority,
+    pub default_category: Option<String>,
+    /// Extra CA certificate (PEM) trusted for this server, e.g. a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// How often to poll when the server has no IDLE.
+    pub poll_interval: Duration,
+    /// How long one IDLE lasts before it is renewed (RFC 2177: under 29 min).
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The `From:` of every mail we send (display name allowed).
+    pub from: lettre::message::Mailbox,
+    pub ca_file: Option<PathBuf>,
+    /// Parallel SMTP sessions of the outbox sender.
+    pub connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSenderPolicy {
+    Create,
+    Quarantine,
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketsConfig {
+    pub prefix: String,
+    pub first_number: i64,
+    pub unknown_senders: UnknownSenderPolicy,
+    pub reopen_days: u32,
+}
+
+/// Expected first-response times per priority.
+#[derive(Debug, Clone)]
+pub struct SlaConfig {
+    pub high: Duration,
+    pub medium: Duration,
+    pub low: Duration,
+}
+
+impl SlaConfig {
+    pub fn first_response(&self, priority: Priority) -> Duration {
+        match priority {
+            Priority::High => self.high,
+            Priority::Medium => self.medium,
+            Priority::Low => self.low,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub listen: String,
+    pub base_url: String,
+}
+
+#[derive(Clone)]
+pub struct LinkKey {
+    pub id: String,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for LinkKey {
+    // Never print secrets, not even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Branding {
+    pub company_name: String,
+    pub logo_url: Option<String>,
+    pub primary_color: String,
+    pub footer: Option<String>,
+    pub subject_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaffMember {
+    pub email: EmailAddress,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest message downloaded whole; larger ones are recorded, not fetched.
+    pub max_message_bytes: u64,
+}
+
+// ---------------------------------------------------------------- raw shape
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    database: RawDatabase,
+    storage: RawStorage,
+    #[serde(default)]
+    mailbox: Vec<RawMailbox>,
+    smtp: RawSmtp,
+    #[serde(default)]
+    tickets: RawTickets,
+    #[serde(default)]
+    sla: RawSla,
+    web: RawWeb,
+    links: RawLinks,
+    #[serde(default)]
+    branding: RawBranding,
+    #[serde(default)]
+    staff: Vec<RawStaff>,
+    #[serde(default)]
+    templates: RawTemplates,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+    #[serde(default = "default_max_connections")]
+    max_connections: u32,
+}
+fn default_max_connections() -> u32 {
+    8
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    name: String,
+    address: String,
+    imap_host: String,
+    imap_port: Option<u16>,
+    #[serde(default = "default_tls")]
+    imap_tls: String,
+    username: String,
+    password: String,
+    #[serde(default = "default_folder")]
+    folder: String,
+    processed_folder: Option<String>,
+    #[serde(default = "default_priority")]
+    default_priority: String,
+    default_category: Option<String>,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_poll_seconds")]
+    poll_interval_seconds: u64,
+    #[serde(default = "default_idle_minutes")]
+    idle_timeout_minutes: u64,
+}
+fn default_tls() -> String {
+    "tls".into()
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_priority() -> String {
+    "medium".into()
+}
+fn default_poll_seconds() -> u64 {
+    30
+}
+fn default_idle_minutes() -> u64 {
+    20
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_smtp_tls")]
+    tls: String,
+    username: Option<String>,
+    password: Option<String>,
+    from: String,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_smtp_connections")]
+    connections: usize,
+}
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+fn default_smtp_connections() -> usize {
+    2
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTickets {
+    #[serde(default = "default_prefix")]
+    prefix: String,
+    #[serde(default = "default_first_number")]
+    first_number: i64,
+    #[serde(default = "default_unknown_senders")]
+    unknown_senders: String,
+    #[serde(default = "default_reopen_days")]
+    reopen_days: u32,
+}
+impl Default for RawTickets {
+    fn default() -> Self {
+        Self {
+            prefix: default_prefix(),
+            first_number: default_first_number(),
+            unknown_senders: default_unknown_senders(),
+            reopen_days: default_reopen_days(),
+        }
+    }
+}
+fn default_prefix() -> String {
+    "T-".into()
+}
+fn default_first_number() -> i64 {
+    1001
+}
+fn default_unknown_senders() -> String {
+    "create".into()
+}
+fn default_reopen_days() -> u32 {
+    14
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    #[serde(default = "default_sla_high")]
+    high_minutes: u64,
+    #[serde(default = "default_sla_medium")]
+    medium_minutes: u64,
+    #[serde(default = "default_sla_low")]
+    low_minutes: u64,
+}
+impl Default for RawSla {
+    fn default() -> Self {
+        Self {
+            high_minutes: default_sla_high(),
+            medium_minutes: default_sla_medium(),
+            low_minutes: default_sla_low(),
+        }
+    }
+}
+fn default_sla_high() -> u64 {
+    30
+}
+fn default_sla_medium() -> u64 {
+    120
+}
+fn default_sla_low() -> u64 {
+    // One business day of eight hours; business-hours calendars come with the
+    // scheduler.
+    480
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: String,
+    base_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinks {
+    keys: Vec<RawLinkKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinkKey {
+    id: String,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBranding {
+    #[serde(default = "default_company")]
+    company_name: String,
+    logo_url: Option<String>,
+    #[serde(default = "default_color")]
+    primary_color: String,
+    footer: Option<String>,
+    subject_prefix: Option<String>,
+}
+impl Default for RawBranding {
+    fn default() -> Self {
+        Self {
+            company_name: default_company(),
+            logo_url: None,
+            primary_color: default_color(),
+            footer: None,
+            subject_prefix: None,
+        }
+    }
+}
+fn default_company() -> String {
+    "Support".into()
+}
+fn default_color() -> String {
+    "#1f5fbf".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaff {
+    email: String,
+    name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "default_max_message_mb")]
+    max_message_mb: u64,
+}
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_message_mb: default_max_message_mb(),
+        }
+    }
+}
+fn default_max_message_mb() -> u64 {
+    25
+}
+
+// ---------------------------------------------------------------- loading
+
+impl Config {
+    /// Reads `path`, applies the process environment's overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        Self::from_toml_with_env(&text, &file, &env)
+    }
+
+    /// Parses `text` (named `file` in errors) with the given overrides.
+    pub fn from_toml_with_env(
+        text: &str,
+        file: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_string(),
+            message: e.message().to_string(),
+        })?;
+        for (name, raw) in env {
+            apply_env_override(&mut value, name, raw).map_err(|message| ConfigError::Key {
+                file: format!("environment variable {name}"),
+                key: env_key_path(name),
+                message,
+            })?;
+        }
+        resolve_secret_files(&mut value, "", file)?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Key {
+                file: file.to_string(),
+                key: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        validate(raw, file)
+    }
+}
+
+fn env_key_path(name: &str) -> String {
+    name.trim_start_matches(ENV_PREFIX)
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Sets the value at the path of `POSTDESK__A__B__C` to `raw`, keeping the type
+/// of an existing value (numbers and booleans stay numbers and booleans).
+fn apply_env_override(root: &mut toml::Value, name: &str, raw: &str) -> Result<(), String> {
+    let parts: Vec<String> = name
+        .trim_start_matches(ENV_PREFIX)
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let Some((last, parents)) = parts.split_last() else {
+        return Err("empty key".into());
+    };
+    let mut node = root;
+    for part in parents {
+        node = match node {
+            toml::Value::Table(t) => t
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default())),
+            toml::Value::Array(a) => {
+                let i: usize = part
+                    .parse()
+                    .map_err(|_| format!("`{part}` is not an array index"))?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("no array entry {i} in the file to override"))?
+            }
+            _ => return Err(format!("`{part}` is not a table")),
+        };
+    }
+    let toml::Value::Table(table) = node else {
+        return Err("the parent of this key is not a table".into());
+    };
+    let new_value = match table.get(last) {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            raw.parse()
+                .map_err(|_| format!("`{raw}` is not an integer"))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            raw.parse()
+                .map_err(|_| format!("`{raw}` is not true or false"))?,
+        ),
+        _ => match raw.parse::<i64>() {
+            // A key absent from the file: guess from the text (ports are numbers).
+            Ok(n) if last.ends_with("port") || last.ends_with("connections") => {
+                toml::Value::Integer(n)
+            }
+            _ => toml::Value::String(raw.to_string()),
+        },
+    };
+    table.insert(last.clone(), new_value);
+    Ok(())
+}
+
+/// Replaces every `<key>_file = "path"` of a secret key by `<key> = <content>`.
+fn resolve_secret_files(
+    value: &mut toml::Value,
+    path: &str,
+    file: &str,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::Table(table) => {
+            let file_keys: Vec<String> = table
+                .keys()
+                .filter(|k| matches!(k.as_str(), "password_file" | "secret_file"))
+                .cloned()
+                .collect();
+            for key in file_keys {
+                let dotted = join_key(path, &key);
+                let Some(toml::Value::String(secret_path)) = table.remove(&key) else {
+                    return Err(ConfigError::Key {
+                        file: file.into(),
+                        key: dotted,
+                        message: "must be a file path".into(),
+                    });
+                };
+                let content =
+                    std::fs::read_to_string(&secret_path).map_err(|e| ConfigError::Key {
+                        file: file.into(),
+                        key: dotted.clone(),
+                        message: format!("cannot read secret file: {e}"),
+                    })?;
+                let target = key.trim_end_matches("_file").to_string();
+                table.insert(
+                    target,
+                    toml::Value::String(content.trim_end_matches(['\r', '\n']).to_string()),
+                );
+            }
+            for (k, v) in table.iter_mut() {
+                resolve_secret_files(v, &join_key(path, k), file)?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                resolve_secret_files(v, &format!("{path}[{i}]"), file)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn join_key(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
+    let err = |key: &str, message: String| ConfigError::Key {
+        file: file.to_string(),
+        key: key.to_string(),
+        message,
+    };
+
+    let url = raw.database.url.trim().to_string();
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        return Err(err(
+            "database.url",
+            "must start with sqlite:, postgres:// or postgresql://".into(),
+        ));
+    }
+    if raw.storage.dir.as_os_str().is_empty() {
+        return Err(err("storage.dir", "must not be empty".into()));
+    }
+
+    let mut mailboxes = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, m) in raw.mailbox.into_iter().enumerate() {
+        let key = |k: &str| format!("mailbox[{i}].{k}");
+        if m.name.trim().is_empty() {
+            return Err(err(&key("name"), "must not be empty".into()));
+        }
+        if !names.insert(m.name.clone()) {
+            return Err(err(&key("name"), format!("`{}` is used twice", m.name)));
+        }
+        let address =
+            EmailAddress::parse(&m.address).map_err(|e| err(&key("address"), e.to_string()))?;
+        let imap_tls = parse_tls(&m.imap_tls).map_err(|e| err(&key("imap_tls"), e))?;
+        let default_priority =
+            Priority::parse(&m.default_priority).map_err(|e| err(&key("default_priority"), e))?;
+        let imap_port = m.imap_port.unwrap_or(match imap_tls {
+            TlsMode::Tls => 993,
+            _ => 143,
+        });
+        if m.idle_timeout_minutes == 0 || m.idle_timeout_minutes > 29 {
+            return Err(err(
+                &key("idle_timeout_minutes"),
+                "must be between 1 and 29 (RFC 2177)".into(),
+            ));
+        }
+        if m.poll_interval_seconds == 0 {
+            return Err(err(
+                &key("poll_interval_seconds"),
+                "must be at least 1".into(),
+            ));
+        }
+        mailboxes.push(MailboxConfig {
+            name: m.name,
+            address,
+            imap_host: m.imap_host,
+            imap_port,
+            imap_tls,
+            username: m.username,
+            password: m.password,
+            folder: m.folder,
+            processed_folder: m.processed_folder.filter(|f| !f.trim().is_empty()),
+            default_priority,
+            default_category: m.default_category.filter(|c| !c.trim().is_empty()),
+            ca_file: m.ca_file,
+            poll_interval: Duration::from_secs(m.poll_interval_seconds),
+            idle_timeout: Duration::from_secs(m.idle_timeout_minutes * 60),
+        });
+    }
+
+    let smtp_tls = parse_tls(&raw.smtp.tls).map_err(|e| err("smtp.tls", e))?;
+    let from: lettre::message::Mailbox = raw
+        .smtp
+        .from
+        .parse()
+        .map_err(|e| err("smtp.from", format!("not a mail address: {e}")))?;
+    if raw.smtp.username.is_some() != raw.smtp.password.is_some() {
+        return Err(err(
+            "smtp.password",
+            "username and password go together: set both or neither".into(),
+        ));
+    }
+    if raw.smtp.connections == 0 || raw.smtp.connections > 32 {
+        return Err(err("smtp.connections", "must be between 1 and 32".into()));
+    }
+    let smtp = SmtpConfig {
+        port: raw.smtp.port.unwrap_or(match smtp_tls {
+            TlsMode::Tls => 465,
+            TlsMode::StartTls => 587,
+            TlsMode::None => 25,
+        }),
+        host: raw.smtp.host,
+        tls: smtp_tls,
+        username: raw.smtp.username,
+        password: raw.smtp.password,
+        from,
+        ca_file: raw.smtp.ca_file,
+        connections: raw.smtp.connections,
+    };
+
+    let unknown_senders = match raw.tickets.unknown_senders.as_str() {
+        "create" => UnknownSenderPolicy::Create,
+        "quarantine" => UnknownSenderPolicy::Quarantine,
+        "reject" => UnknownSenderPolicy::Reject,
+        other => {
+            return Err(err(
+                "tickets.unknown_senders",
+                format!("`{other}` is not one of create, quarantine, reject"),
+            ))
+        }
+    };
+    let prefix = raw.tickets.prefix;
+    if prefix.len() > 16
+        || prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c == ']' || c == '[')
+    {
+        return Err(err(
+            "tickets.prefix",
+            "at most 16 characters, no spaces or brackets".into(),
+        ));
+    }
+    if raw.tickets.first_number < 1 {
+        return Err(err("tickets.first_number", "must be at least 1".into()));
+    }
+
+    if raw.links.keys.is_empty() {
+        return Err(err(
+            "links.keys",
+            "at least one key is needed to sign links".into(),
+        ));
+    }
+    let mut link_keys = Vec::new();
+    for (i, k) in raw.links.keys.into_iter().enumerate() {
+        if k.id.is_empty()
+            || !k
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(err(
+                &format!("links.keys[{i}].id"),
+                "letters, digits, - and _ only".into(),
+            ));
+        }
+        if k.secret.len() < 32 {
+            return Err(err(
+                &format!("links.keys[{i}].secret"),
+                "must be at least 32 characters".into(),
+            ));
+        }
+        link_keys.push(LinkKey {
+            id: k.id,
+            secret: k.secret.into_bytes(),
+        });
+    }
+
+    let base_url = raw.web.base_url.trim_end_matches('/').to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(err(
+            "web.base_url",
+            "must start with http:// or https://".into(),
+        ));
+    }
+
+    let mut staff = Vec::new();
+    for (i, s) in raw.staff.into_iter().enumerate() {
+        let email = EmailAddress::parse(&s.email)
+            .map_err(|e| err(&format!("staff[{i}].email"), e.to_string()))?;
+        staff.push(StaffMember {
+            email,
+            name: s.name,
+        });
+    }
+
+    let color = raw.branding.primary_color;
+    let valid_color = color.len() == 7
+        && color.starts_with('#')
+        && color[1..].chars().all(|c| c.is_ascii_hexdigit());
+    if !valid_color {
+        return Err(err(
+            "branding.primary_color",
+            "must be a #rrggbb colour".into(),
+        ));
+    }
+
+    if raw.limits.max_message_mb == 0 {
+        return Err(err("limits.max_message_mb", "must be at least 1".into()));
+    }
+
+    Ok(Config {
+        source: file.to_string(),
+        database: DatabaseConfig {
+            url,
+            max_connections: raw.database.max_connections.max(1),
+        },
+        storage: StorageConfig {
+            dir: raw.storage.dir,
+        },
+        mailboxes,
+        smtp,
+        tickets: TicketsConfig {
+            prefix,
+            first_number: raw.tickets.first_number,
+            unknown_senders,
+            reopen_days: raw.tickets.reopen_days,
+        },
+        sla: SlaConfig {
+            high: Duration::from_secs(raw.sla.high_minutes * 60),
+            medium: Duration::from_secs(raw.sla.medium_minutes * 60),
+            low: Duration::from_secs(raw.sla.low_minutes * 60),
+        },
+        web: WebConfig {
+            listen: raw.web.listen,
+            base_url,
+        },
+        link_keys,
+        branding: Branding {
+            company_name: raw.branding.company_name,
+            logo_url: raw.branding.logo_url,
+            primary_color: color,
+            footer: raw.branding.footer,
+            subject_prefix: raw.branding.subject_prefix,
+        },
+        staff,
+        templates_dir: raw.templates.dir,
+        limits: Limits {
+            max_message_bytes: raw.limits.max_message_mb * 1024 * 1024,
+        },
+    })
+}
+
+fn parse_tls(s: &str) -> Result<TlsMode, String> {
+    match s {
+        "none" => Ok(TlsMode::None),
+        "starttls" => Ok(TlsMode::StartTls),
+        "tls" => Ok(TlsMode::Tls),
+        other => Err(format!("`{other}` is not one of none, starttls, tls")),
+    }
+}
+
+impl Config {
+    pub fn is_staff(&self, address: &EmailAddress) -> bool {
+        self.staff.iter().any(|s| &s.email == address)
+    }
+
+    /// Every address that delivers into Postdesk (never a requester or CC).
+    pub fn is_own_address(&self, address: &EmailAddress) -> bool {
+        self.mailboxes
+            .iter()
+            .any(|m| m.address.same_mailbox(address))
+            || EmailAddress::parse(self.smtp.from.email.as_ref())
+                .map(|a| a.same_mailbox(address))
+                .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[database]
+url = "sqlite://x.db"
+[storage]
+dir = "/tmp/pd"
+[[mailbox]]
+name = "support"
+address = "support@example.test"
+imap_host = "127.0.0.1"
+imap_port = 143
+imap_tls = "none"
+username = "support@example.test"
+password = "pw"
+[smtp]
+host = "127.0.0.1"
+port = 25
+tls = "none"
+from = "Support <support@example.test>"
+[web]
+listen = "127.0.0.1:8080"
+base_url = "http://localhost:8080/"
+[[links.keys]]
+id = "k1"
+secret = "0123456789abcdef0123456789abcdef"
+"#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_toml_with_env(text, "test.toml", &env)
+    }
+
+    #[test]
+    fn minimal_file_loads_with_defaults() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!(c.tickets.prefix, "T-");
+        assert_eq!(c.tickets.unknown_senders, UnknownSenderPolicy::Create);
+        assert_eq!(c.mailboxes[0].folder, "INBOX");
+        assert_eq!(c.mailboxes[0].default_priority, Priority::Medium);
+        assert_eq!(c.web.base_url, "http://localhost:8080");
+        assert_eq!(c.limits.max_message_bytes, 25 * 1024 * 1024);
+    }
+
+    #[test]
+    fn environment_overrides_keys_and_array_entries() {
+        let c = load(
+            MINIMAL,
+            &[
+                ("POSTDESK__SMTP__PORT", "2525"),
+                ("POSTDESK__MAILBOX__0__PASSWORD", "from-env"),
+                ("POSTDESK__TICKETS__UNKNOWN_SENDERS", "reject"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.smtp.port, 2525);
+        assert_eq!(c.mailboxes[0].password, "from-env");
+        assert_eq!(c.tickets.unknown_senders, UnknownSenderPolicy::Reject);
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let text = MINIMAL.replace(
+            "password = \"pw\"",
+            &format!("password_file = \"{}\"", secret.display()),
+        );
+        let c = load(&text, &[]).unwrap();
+        assert_eq!(c.mailboxes[0].password, "s3cret");
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let bad = MINIMAL.replace("imap_tls = \"none\"", "imap_tls = \"ssl\"");
+        let e = load(&bad, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("test.toml") && e.contains("mailbox[0].imap_tls"),
+            "{e}"
+        );
+
+        let bad = MINIMAL.replace("port = 25", "port = \"twenty-five\"");
+        let e = load(&bad, &[]).unwrap_err().to_string();
+        assert!(e.contains("smtp.port"), "{e}");
+
+        let bad = format!("{MINIMAL}\n[tickets]\nunknown_senders = \"maybe\"\n");
+        let e = load(&bad, &[]).unwrap_err().to_string();
+        assert!(e.contains("tickets.unknown_senders"), "{e}");
+
+        let bad = MINIMAL.replace("[storage]", "[storage]\ncolour = 1");
+        let e = load(&bad, &[]).unwrap_err().to_string();
+        assert!(e.contains("storage") && e.contains("colour"), "{e}");
+
+        let e = load(MINIMAL, &[("POSTDESK__SMTP__PORT", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("POSTDESK__SMTP__PORT") && e.contains("smtp.port"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Clients, their mail domains and their contacts.
+
+use sqlx::AnyConnection;
+
+use super::{flag, DbError};
+use crate::clock::Millis;
+use crate::domain::{ContactTypes, EmailAddress};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Contact {
+    pub id: i64,
+    pub client_id: Option<i64>,
+    pub email: String,
+    pub name: Option<String>,
+    pub types: ContactTypes,
+    pub active: bool,
+}
+
+type ContactRow = (i64, Option<i64>, String, Option<String>, i64, i64, i64, i64);
+
+fn contact_from_row(r: ContactRow) -> Contact {
+    Contact {
+        id: r.0,
+        client_id: r.1,
+        email: r.2,
+        name: r.3,
+        types: ContactTypes {
+            primary: flag(r.4),
+            billing: flag(r.5),
+            technical: flag(r.6),
+        },
+        active: flag(r.7),
+    }
+}
+
+const CONTACT_COLUMNS: &str =
+    "id, client_id, email, name, is_primary, is_billing, is_technical, active";
+
+pub async fn find_contact_by_email(
+    conn: &mut AnyConnection,
+    email: &EmailAddress,
+) -> Result<Option<Contact>, DbError> {
+    let row: Option<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE email = $1"
+    )))
+    .bind(email.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(contact_from_row))
+}
+
+pub async fn find_client_by_domain(
+    conn: &mut AnyConnection,
+    domain: &str,
+) -> Result<Option<i64>, DbError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT client_id FROM client_domains WHERE domain = $1")
+            .bind(domain)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub async fn client_name(conn: &mut AnyConnection, id: i64) -> Result<Option<String>, DbError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM clients WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// How a contact came to exist (kept for the operator's information).
+#[derive(Debug, Clone, Copy)]
+pub enum ContactOrigin {
+    Import,
+    /// First mail from an unknown address of a client's domain.
+    ClientDomain,
+    /// First mail from an unknown address under `unknown_senders = "create"`.
+    UnknownSender,
+}
+
+impl ContactOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            ContactOrigin::Import => "import",
+            ContactOrigin::ClientDomain => "client-domain",
+            ContactOrigin::UnknownSender => "unknown-sender",
+        }
+    }
+}
+
+pub async fn insert_contact(
+    conn: &mut AnyConnection,
+    client_id: Option<i64>,
+    email: &EmailAddress,
+    name: Option<&str>,
+    types: ContactTypes,
+    origin: ContactOrigin,
+    now: Millis,
+) -> Result<i64, DbError> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO contacts (client_id, email, name, is_primary, is_billing, is_technical, \
+         active, link_generation, origin, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, 0, $7, $8) RETURNING id",
+    )
+    .bind(client_id)
+    .bind(email.as_str())
+    .bind(name)
+    .bind(i64::from(types.primary))
+    .bind(i64::from(types.billing))
+    .bind(i64::from(types.technical))
+    .bind(origin.as_str())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Creates the client `name` if missing; returns its id.
+pub async fn upsert_client(
+    conn: &mut AnyConnection,
+    name: &str,
+    now: Millis,
+) -> Result<i64, DbError> {
+    sqlx::query(
+        "INSERT INTO clients (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let (id,): (i64,) = sqlx::query_as("SELECT id FROM clients WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(id)
+}
+
+/// Assigns `domain` to the client (moving it if another client had it).
+pub async fn upsert_client_domain(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    domain: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO client_domains (domain, client_id) VALUES ($1, $2) \
+         ON CONFLICT (domain) DO UPDATE SET client_id = excluded.client_id \
+         WHERE client_domains.client_id <> excluded.client_id",
+    )
+    .bind(domain)
+    .bind(client_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates or updates the contact with this address as the import says; an
+/// unchanged contact is not written at all, so re-importing is a no-op.
+pub async fn upsert_imported_contact(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    email: &EmailAddress,
+    name: Option<&str>,
+    types: ContactTypes,
+    now: Millis,
+) -> Result<i64, DbError> {
+    match find_contact_by_email(conn, email).await? {
+        None => {
+            insert_contact(
+                conn,
+                Some(client_id),
+                email,
+                name,
+                types,
+                ContactOrigin::Import,
+                now,
+            )
+            .await
+        }
+        Some(existing) => {
+            let same = existing.client_id == Some(client_id)
+                && existing.name.as_deref() == name
+                && existing.types == types;
+            if !same {
+                sqlx::query(
+                    "UPDATE contacts SET client_id = $1, name = $2, is_primary = $3, \
+                     is_billing = $4, is_technical = $5 WHERE id = $6",
+                )
+                .bind(client_id)
+                .bind(name)
+                .bind(i64::from(types.primary))
+                .bind(i64::from(types.billing))
+                .bind(i64::from(types.technical))
+                .bind(existing.id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(existing.id)
+        }
+    }
+}

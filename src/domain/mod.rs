@@ -1,0 +1,9 @@
+//! Pure domain types and rules: no I/O, no SQL, no clock. Untrusted text becomes
+//! one of these types at the edge (`EmailAddress::parse`, `Priority::parse`) and
+//! the core works with the typed value from then on.
+
+mod email_address;
+mod ticket;
+
+pub use email_address::{EmailAddress, EmailAddressError};
+pub use ticket::{ContactTypes, Priority, TicketNumber, TicketStatus};

@@ -1,0 +1,30 @@
+//! Postdesk: an email-driven helpdesk daemon for managed IT service providers.
+//!
+//! ```text
+//!  IMAP mailboxes ──watch (IDLE)──┐
+//!                                 ├─► ingest ──one transaction──► tickets, messages,
+//!  MTA pipe (`postdesk ingest`) ──┘   (keep raw, dedupe,           attachments,
+//!                                      classify, identify)         outbox rows
+//!                                                                      │
+//!  SMTP server ◄──────────── outbox sender (claims due rows) ◄─────────┘
+//! ```
+//!
+//! * `config` turns the TOML file and environment into a typed [`config::Config`].
+//! * `domain` holds pure types (addresses, ticket vocabulary); `db` every SQL
+//!   statement; `storage` the content-addressed raw mail and attachments.
+//! * `mail` is inbound and outbound mail; `jobs` the workers that act on rows.
+//! * `app` wires the pieces for `postdesk run`; `cli` is the command line.
+//!
+//! Time comes from [`clock::Clock`], never from SQL.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod import;
+pub mod jobs;
+pub mod mail;
+pub mod storage;
+pub mod tls;

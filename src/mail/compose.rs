@@ -1,0 +1,77 @@
+//! Outgoing mail → RFC 5322 bytes (lettre's builder), with the headers every
+//! Postdesk mail carries: our signed Message-ID, thread headers, the loop
+//! header, and for automated mail `Auto-Submitted` and
+//! `X-Auto-Response-Suppress` so auto-responders stay quiet.
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+
+use super::parse::LOOP_HEADER;
+use super::templates::RenderedMail;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("cannot build mail: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+pub struct Outgoing<'a> {
+    pub from: &'a Mailbox,
+    pub to: &'a [Mailbox],
+    pub cc: &'a [Mailbox],
+    pub reply_to: Option<Mailbox>,
+    /// Without angle brackets.
+    pub message_id: &'a str,
+    /// Message-ID (without brackets) this mail answers.
+    pub in_reply_to: Option<&'a str>,
+    /// The thread so far, oldest first, without brackets.
+    pub references: &'a [String],
+    /// Sent by the system, not written by a person.
+    pub automated: bool,
+    /// Identifies this installation in the loop header.
+    pub loop_token: &'a str,
+    pub content: &'a RenderedMail,
+}
+
+pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, ComposeError> {
+    let mut builder = lettre::Message::builder()
+        .from(o.from.clone())
+        .subject(o.content.subject.clone())
+        .message_id(Some(format!("<{}>", o.message_id)));
+    for to in o.to {
+        builder = builder.to(to.clone());
+    }
+    for cc in o.cc {
+        builder = builder.cc(cc.clone());
+    }
+    if let Some(reply_to) = &o.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    if let Some(parent) = o.in_reply_to {
+        builder = builder.in_reply_to(format!("<{parent}>"));
+    }
+    if !o.references.is_empty() {
+        let refs: Vec<String> = o.references.iter().map(|r| format!("<{r}>")).collect();
+        builder = builder.references(refs.join(" "));
+    }
+    let mut message = builder.multipart(MultiPart::alternative_plain_html(
+        o.content.text.clone(),
+        o.content.html.clone(),
+    ))?;
+    let headers = message.headers_mut();
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str(LOOP_HEADER),
+        o.loop_token.to_string(),
+    ));
+    if o.automated {
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-replied".into(),
+        ));
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+            "All".into(),
+        ));
+    }
+    Ok(message.formatted())
+}

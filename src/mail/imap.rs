@@ -1,0 +1,374 @@
+//! The IMAP watcher: one task per configured mailbox. It takes new messages by
+//! UID checkpoint (never by the \Seen flag: a message a person already opened
+//! still counts), fetches with `BODY.PEEK[]`, hands each to ingest, and only
+//! after the database commit flags it \Seen and moves it to the processed
+//! folder. It waits with IDLE where the server has it, else polls, and
+//! reconnects with backoff after any failure.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use async_imap::Session;
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::ingest::{Delivery, IngestError, Ingestor, Source};
+use crate::config::{MailboxConfig, TlsMode};
+use crate::db::inbound::{self, MailboxUid};
+
+/// Messages fetched per round trip.
+const CHUNK: usize = 500;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
+type ImapSession = Session<Box<dyn ImapStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("IMAP connect: {0}")]
+    Connect(String),
+    #[error("IMAP: {0}")]
+    Protocol(#[from] async_imap::error::Error),
+    #[error("IMAP server closed the connection")]
+    Closed,
+    #[error("ingest: {0}")]
+    Ingest(#[from] IngestError),
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+/// Watches `mailbox` until `cancel`.
+pub async fn watch(ingestor: Ingestor, mailbox: MailboxConfig, cancel: CancellationToken) {
+    let mut backoff = Duration::from_secs(1);
+    while !cancel.is_cancelled() {
+        let started = Instant::now();
+        match run_session(&ingestor, &mailbox, &cancel).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(mailbox = %mailbox.name, error = %e, "IMAP session ended; reconnecting");
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    tracing::info!(mailbox = %mailbox.name, "IMAP watcher stopped");
+}
+
+pub async fn connect(mailbox: &MailboxConfig) -> Result<ImapSession, ImapError> {
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(30),
+        TcpStream::connect((mailbox.imap_host.as_str(), mailbox.imap_port)),
+    )
+    .await
+    .map_err(|_| ImapError::Connect("timed out".into()))?
+    .map_err(|e| ImapError::Connect(e.to_string()))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| ImapError::Connect(e.to_string()))?;
+    let tls_config = || {
+        crate::tls::client_config(mailbox.ca_file.as_deref())
+            .map_err(|e| ImapError::Connect(e.to_string()))
+    };
+    let stream: Box<dyn ImapStream> = match mailbox.imap_tls {
+        TlsMode::None => Box::new(tcp),
+        TlsMode::Tls => Box::new(
+            crate::tls::wrap(tcp, &mailbox.imap_host, tls_config()?)
+                .await
+                .map_err(|e| ImapError::Connect(e.to_string()))?,
+        ),
+        TlsMode::StartTls => {
+            let mut client = async_imap::Client::new(tcp);
+            read_greeting(&mut client).await?;
+            client.run_command_and_check_ok("STARTTLS", None).await?;
+            let tcp = client.into_inner();
+            Box::new(
+                crate::tls::wrap(tcp, &mailbox.imap_host, tls_config()?)
+                    .await
+                    .map_err(|e| ImapError::Connect(e.to_string()))?,
+            )
+        }
+    };
+    let mut client = async_imap::Client::new(stream);
+    if mailbox.imap_tls != TlsMode::StartTls {
+        read_greeting(&mut client).await?;
+    }
+    client
+        .login(&mailbox.username, &mailbox.password)
+        .await
+        .map_err(|(e, _)| ImapError::Protocol(e))
+}
+
+async fn read_greeting<T: ImapStream>(client: &mut async_imap::Client<T>) -> Result<(), ImapError> {
+    // async-imap does not read the server greeting itself.
+    match client.read_response().await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ImapError::Closed),
+        Err(e) => Err(ImapError::Connect(e.to_string())),
+    }
+}
+
+async fn run_session(
+    ingestor: &Ingestor,
+    mailbox: &MailboxConfig,
+    cancel: &CancellationToken,
+) -> Result<(), ImapError> {
+    let mut session = connect(mailbox).await?;
+    let caps = session.capabilities().await?;
+    let has_idle = caps.has_str("IDLE");
+    let has_move = caps.has_str("MOVE");
+    if let Some(folder) = &mailbox.processed_folder {
+        // Creating an existing folder fails harmlessly; any real problem shows
+        // up when we move into it.
+        let _ = session.create(folder).await;
+    }
+    let selected = session.select(&mailbox.folder).await?;
+    let uidvalidity = selected.uid_validity.unwrap_or(0);
+    tracing::info!(mailbox = %mailbox.name, uidvalidity, idle = has_idle, "IMAP session ready");
+
+    // Messages applied before a crash but never flagged/moved: finish them.
+    let last = {
+        let mut conn = ingestor.db.conn().await?;
+        inbound::checkpoint(&mut conn, &mailbox.name, uidvalidity).await?
+    };
+    if let Some(last) = last.filter(|l| *l > 0) {
+        let leftover: Vec<u32> = session
+            .uid_search(format!("UID 1:{last}"))
+            .await?
+            .into_iter()
+            .filter(|u| *u <= last)
+            .collect();
+        mark_processed(&mut session, mailbox, has_move, &leftover).await?;
+    }
+
+    loop {
+        loop {
+            if cancel.is_cancelled() {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+            let n = ingest_new(
+                ingestor,
+                mailbox,
+                &mut session,
+                uidvalidity,
+                has_move,
+                cancel,
+            )
+            .await?;
+            if n == 0 {
+                break;
+            }
+        }
+        if has_idle {
+            let mut idle = session.idle();
+            idle.init().await?;
+            let (wait, stop) = idle.wait_with_timeout(mailbox.idle_timeout);
+            let cancelled = tokio::select! {
+                r = wait => { r?; false }
+                _ = cancel.cancelled() => { drop(stop); true }
+            };
+            session = idle.done().await?;
+            if cancelled {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+        } else {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    let _ = session.logout().await;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(mailbox.poll_interval) => {}
+            }
+            session.noop().await?;
+        }
+    }
+}
+
+/// Fetches and ingests the next chunk of new messages; returns how many.
+async fn ingest_new(
+    ingestor: &Ingestor,
+    mailbox: &MailboxConfig,
+    session: &mut ImapSession,
+    uidvalidity: u32,
+    has_move: bool,
+    cancel: &CancellationToken,
+) -> Result<usize, ImapError> {
+    let last = {
+        let mut conn = ingestor.db.conn().await?;
+        inbound::checkpoint(&mut conn, &mailbox.name, uidvalidity)
+            .await?
+            .unwrap_or(0)
+    };
+    // Sizes first, so a message over the limit is never downloaded whole.
+    let sizes: Vec<(u32, u32)> = session
+        .uid_fetch(format!("{}:*", last + 1), "(UID RFC822.SIZE)")
+        .await?
+        .try_filter_map(|f| async move { Ok(f.uid.map(|u| (u, f.size.unwrap_or(0)))) })
+        .try_collect()
+        .await?;
+    // `n:*` also returns the highest message when every UID is below n.
+    let mut sizes: Vec<(u32, u32)> = sizes.into_iter().filter(|(uid, _)| *uid > last).collect();
+    if sizes.is_empty() {
+        return Ok(0);
+    }
+    sizes.sort_unstable();
+    sizes.truncate(CHUNK);
+    let limit = ingestor.config.limits.max_message_bytes;
+    let (whole, oversized): (Vec<_>, Vec<_>) = sizes
+        .iter()
+        .partition(|(_, size)| u64::from(*size) <= limit);
+
+    let mut raw: BTreeMap<u32, (Vec<u8>, Option<u64>)> = BTreeMap::new();
+    if !whole.is_empty() {
+        let set = uid_set(whole.iter().map(|(u, _)| *u));
+        let fetched: Vec<_> = session
+            .uid_fetch(set, "(UID BODY.PEEK[])")
+            .await?
+            .try_collect()
+            .await?;
+        for f in fetched {
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                raw.insert(uid, (body.to_vec(), None));
+            }
+        }
+    }
+    if !oversized.is_empty() {
+        let set = uid_set(oversized.iter().map(|(u, _)| *u));
+        let fetched: Vec<_> = session
+            .uid_fetch(set, "(UID RFC822.SIZE BODY.PEEK[HEADER])")
+            .await?
+            .try_collect()
+            .await?;
+        for f in fetched {
+            if let (Some(uid), Some(header)) = (f.uid, f.header()) {
+                raw.insert(uid, (header.to_vec(), Some(u64::from(f.size.unwrap_or(0)))));
+            }
+        }
+    }
+
+    // Keep every raw message of the chunk, then make them durable with one
+    // sync before any of them is committed.
+    let mut kept = Vec::with_capacity(raw.len());
+    for (uid, (bytes, oversized_bytes)) in raw {
+        let sha = ingestor.keep_raw(&bytes, false)?;
+        kept.push((uid, bytes, oversized_bytes, sha));
+    }
+    ingestor.store.sync_all()?;
+
+    let mut processed = Vec::with_capacity(kept.len());
+    let mut failure = None;
+    for (uid, bytes, oversized_bytes, sha) in &kept {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let delivery = Delivery {
+            source: Source::Mailbox {
+                mailbox,
+                at: MailboxUid {
+                    uidvalidity,
+                    uid: *uid,
+                },
+            },
+            raw: bytes,
+            oversized_bytes: *oversized_bytes,
+        };
+        match ingestor.ingest_kept(delivery, sha).await {
+            Ok(outcome) => {
+                tracing::debug!(mailbox = %mailbox.name, uid, ?outcome, "message applied");
+                processed.push(*uid);
+            }
+            Err(e) => {
+                // Leave this and later messages on the server for the next try.
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    mark_processed(session, mailbox, has_move, &processed).await?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(processed.len()),
+    }
+}
+
+/// Flags applied messages \Seen and moves them to the processed folder.
+async fn mark_processed(
+    session: &mut ImapSession,
+    mailbox: &MailboxConfig,
+    has_move: bool,
+    uids: &[u32],
+) -> Result<(), ImapError> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let set = uid_set(uids.iter().copied());
+    let _: Vec<_> = session
+        .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+        .await?
+        .try_collect()
+        .await?;
+    if let Some(folder) = &mailbox.processed_folder {
+        if has_move {
+            session.uid_mv(&set, folder).await?;
+        } else {
+            session.uid_copy(&set, folder).await?;
+            let _: Vec<_> = session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect()
+                .await?;
+            let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
+        }
+    }
+    Ok(())
+}
+
+/// A compact UID set: `1:5,8,10:12`.
+pub fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
+    let mut sorted: Vec<u32> = uids.into_iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set([5, 1, 2, 3, 8, 10, 11, 12]), "1:3,5,8,10:12");
+        assert_eq!(uid_set([7]), "7");
+    }
+}

@@ -1,0 +1,14 @@
+//! Mail in and out. Inbound: IMAP watcher → parse → classify → ingest.
+//! Outbound: templates → compose → outbox row → SMTP (sent by `jobs`).
+//! No SQL here: storage goes through `db`.
+
+pub mod classify;
+pub mod compose;
+pub mod imap;
+pub mod ingest;
+pub mod message_id;
+pub mod parse;
+pub mod reply_trim;
+pub mod sanitize;
+pub mod smtp;
+pub mod templates;

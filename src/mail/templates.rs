@@ -1,0 +1,137 @@
+//! Mail templates: handlebars in strict mode, with the defaults of
+//! `templates/mail/` built into the binary and every one overridable by a file
+//! of the same name in the configured `[templates] dir`.
+
+use std::path::Path;
+
+use handlebars::Handlebars;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {name}: {message}")]
+    Invalid { name: String, message: String },
+    #[error("template {name}: cannot read {path}: {source}")]
+    Read {
+        name: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("rendering {name}: {message}")]
+    Render { name: String, message: String },
+}
+
+/// (name, built-in source). A name is `<mail>.<part>` with part subject, text
+/// or html.
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "acknowledgement.subject",
+        include_str!("../../templates/mail/acknowledgement.subject.hbs"),
+    ),
+    (
+        "acknowledgement.text",
+        include_str!("../../templates/mail/acknowledgement.text.hbs"),
+    ),
+    (
+        "acknowledgement.html",
+        include_str!("../../templates/mail/acknowledgement.html.hbs"),
+    ),
+    (
+        "unknown_sender_rejected.subject",
+        include_str!("../../templates/mail/unknown_sender_rejected.subject.hbs"),
+    ),
+    (
+        "unknown_sender_rejected.text",
+        include_str!("../../templates/mail/unknown_sender_rejected.text.hbs"),
+    ),
+    (
+        "unknown_sender_rejected.html",
+        include_str!("../../templates/mail/unknown_sender_rejected.html.hbs"),
+    ),
+];
+
+/// Two registries because escaping is per registry: HTML parts escape
+/// entities, subject and text parts must not.
+#[derive(Debug)]
+pub struct Templates {
+    html: Handlebars<'static>,
+    plain: Handlebars<'static>,
+}
+
+/// A rendered mail: subject line, plain text and HTML.
+#[derive(Debug, Clone)]
+pub struct RenderedMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Templates {
+    /// Loads the built-in templates, replaced by `<dir>/mail/<name>.hbs` (or
+    /// `<dir>/<name>.hbs`) where such a file exists.
+    pub fn load(override_dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        html.register_escape_fn(handlebars::html_escape);
+        let mut plain = Handlebars::new();
+        plain.set_strict_mode(true);
+        plain.register_escape_fn(handlebars::no_escape);
+        for (name, built_in) in BUILT_IN {
+            let source = match override_dir.and_then(|d| find_override(d, name)) {
+                Some(path) => {
+                    std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                        name: name.to_string(),
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                }
+                None => built_in.to_string(),
+            };
+            let registry = if name.ends_with(".html") {
+                &mut html
+            } else {
+                &mut plain
+            };
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| TemplateError::Invalid {
+                    name: name.to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(Self { html, plain })
+    }
+
+    /// Renders the three parts of mail `name` with `data`.
+    pub fn render(
+        &self,
+        name: &str,
+        data: &serde_json::Value,
+    ) -> Result<RenderedMail, TemplateError> {
+        let part =
+            |registry: &Handlebars<'static>, suffix: &str| -> Result<String, TemplateError> {
+                let full = format!("{name}.{suffix}");
+                registry
+                    .render(&full, data)
+                    .map_err(|e| TemplateError::Render {
+                        name: full,
+                        message: e.to_string(),
+                    })
+            };
+        let subject = part(&self.plain, "subject")?;
+        Ok(RenderedMail {
+            // A subject is one line whatever the template or data hold.
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            text: part(&self.plain, "text")?,
+            html: part(&self.html, "html")?,
+        })
+    }
+}
+
+fn find_override(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    [
+        dir.join("mail").join(format!("{name}.hbs")),
+        dir.join(format!("{name}.hbs")),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
