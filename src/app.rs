@@ -81,7 +81,6 @@ impl App {
         cancel.cancelled().await;
         tracing::info!("shutting down");
         tasks.wait().await;
-        self.db.close().await;
         Ok(())
     }
 }
