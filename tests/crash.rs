@@ -1,0 +1,139 @@
+//! `kill -9` of the daemon in the middle of a backlog, then a restart: every
+//! message has exactly one ticket and every sender exactly one acknowledgement.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use postdesk::db::{outbox, tickets};
+
+const MESSAGES: usize = 2000;
+
+fn start_daemon(config: &std::path::Path, log: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("POSTDESK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn acks_in_maildir(mail: &MailServers, address: &str) -> usize {
+    let (user, domain) = address.split_once('@').unwrap();
+    let base = mail
+        .dir
+        .join("mail")
+        .join(domain)
+        .join(user)
+        .join("Maildir");
+    ["new", "cur"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(base.join(d))
+                .map(|r| r.count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_backlog_loses_and_doubles_nothing() {
+    let t = TestEnv::new().await;
+    let config = t.config_file("");
+    let app = t.app("").await;
+    t.import_customer(&app).await;
+    let sender = |i: usize| t.addr(&format!("c{i}"), "customer.test");
+
+    // The backlog: appended straight into the support mailbox.
+    let mailbox = app.config.mailboxes[0].clone();
+    let mut session = postdesk::mail::imap::connect(&mailbox).await.unwrap();
+    for i in 0..MESSAGES {
+        let raw = simple_mail(
+            &sender(i),
+            &t.support,
+            &format!("Backlog {i}"),
+            &format!("bl{i}-{}@x.test", t.tag),
+            "please help",
+        );
+        session.append("INBOX", None, None, &raw).await.unwrap();
+    }
+    session.logout().await.unwrap();
+
+    let log = t.dir.path().join("daemon.log");
+    let mut daemon = start_daemon(&config, &log);
+    let count = || async {
+        let mut conn = app.db.conn().await.unwrap();
+        tickets::list_tickets(&mut conn).await.unwrap().len()
+    };
+    wait_for(
+        "a part of the backlog",
+        Duration::from_secs(120),
+        || async { (count().await >= MESSAGES / 4).then_some(()) },
+    )
+    .await;
+    daemon.kill().unwrap(); // SIGKILL
+    daemon.wait().unwrap();
+    let at_kill = count().await;
+    assert!(at_kill < MESSAGES, "killed in the middle of the backlog");
+
+    let mut daemon = start_daemon(&config, &log);
+    wait_for(
+        "every ticket and every acknowledgement sent",
+        Duration::from_secs(300),
+        || async {
+            let mut conn = app.db.conn().await.unwrap();
+            let n = tickets::list_tickets(&mut conn).await.unwrap().len();
+            let pending = outbox::pending_count(&mut conn).await.unwrap();
+            (n == MESSAGES && pending == 0).then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "every acknowledgement delivered",
+        Duration::from_secs(120),
+        || async {
+            ((0..MESSAGES)
+                .map(|i| acks_in_maildir(&t.mail, &sender(i)))
+                .sum::<usize>()
+                >= MESSAGES)
+                .then_some(())
+        },
+    )
+    .await;
+    // Give a late duplicate the chance to show up before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+
+    let mut conn = app.db.conn().await.unwrap();
+    let all = tickets::list_tickets(&mut conn).await.unwrap();
+    assert_eq!(all.len(), MESSAGES, "exactly one ticket per message");
+    let mut subjects: Vec<_> = all.iter().map(|t| t.subject.clone()).collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), MESSAGES, "no message twice");
+    let sent = outbox::list(&mut conn).await.unwrap();
+    assert_eq!(sent.len(), MESSAGES);
+    assert!(sent.iter().all(|m| m.status == "sent"));
+    let wrong: Vec<String> = (0..MESSAGES)
+        .filter_map(|i| {
+            let n = acks_in_maildir(&t.mail, &sender(i));
+            (n != 1).then(|| format!("{}: {n}", sender(i)))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "senders without exactly one acknowledgement: {wrong:?}"
+    );
+}
