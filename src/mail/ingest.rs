@@ -413,20 +413,11 @@ impl Ingestor {
                     false,
                 )
             }
-            (_, Err(e)) => {
-                let reason = e.to_string();
-                inbound::insert_quarantine(
-                    &mut tx,
-                    &NewQuarantine {
-                        raw_sha256,
-                        source: &source_label,
-                        reason: &reason,
-                        subject: None,
-                        now,
-                    },
-                )
-                .await?;
-                (Outcome::Quarantined { reason }, None, false)
+            // `plan` quarantines every message that did not parse.
+            (ActionPlan::NewTicket | ActionPlan::Reject, Err(_)) => {
+                return Err(ApplyError::Invalid(
+                    "a reply was planned for an unparseable message",
+                ));
             }
             (ActionPlan::Duplicate, _) => (Outcome::Duplicate, None, false),
         };
