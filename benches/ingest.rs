@@ -177,7 +177,7 @@ async fn main() {
     let sink = vec![format!("sink-{}@sink.test", b.tag)];
     let t0 = Instant::now();
     for m in mails.iter().take(sample) {
-        postdesk::mail::smtp::send(&mut conn, &b.support(), &sink, m)
+        postdesk::mail::smtp::send(&mut conn, &b.support(), &sink, m, || {})
             .await
             .unwrap();
     }
@@ -221,7 +221,7 @@ async fn main() {
         let new_dir = b.maildir_new(&client);
         let m = mail(&client, &b.support(), 1_000_000 + i);
         let t0 = Instant::now();
-        postdesk::mail::smtp::send(&mut conn, &client, &[b.support()], &m)
+        postdesk::mail::smtp::send(&mut conn, &client, &[b.support()], &m, || {})
             .await
             .unwrap();
         let deadline = t0 + Duration::from_secs(20);

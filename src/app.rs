@@ -53,6 +53,7 @@ impl App {
             clock,
             connector: SmtpConnector::new(config.smtp.clone()),
             ready,
+            journal_dir: crate::jobs::send_journal::journal_dir(&config.storage.dir),
         };
         Ok(App {
             config,

@@ -279,16 +279,17 @@ async fn ingest(config: Config, clock: SharedClock, file: &str) -> anyhow::Resul
             if matches!(outcome, Outcome::TicketCreated { .. } | Outcome::Rejected) {
                 // Send the acknowledgement now rather than at the daemon's next
                 // poll; if this fails the daemon sends it later.
-                let mut session = None;
-                if let Err(e) = app
-                    .sender
-                    .round(&mut session, &CancellationToken::new())
-                    .await
-                {
+                let sent = async {
+                    let mut state = app.sender.new_state()?;
+                    let result = app
+                        .sender
+                        .round(&mut state, &CancellationToken::new())
+                        .await;
+                    state.close().await;
+                    result
+                };
+                if let Err(e) = sent.await {
                     tracing::warn!(error = %e, "immediate send failed; the daemon will retry");
-                }
-                if let Some(mut s) = session {
-                    let _ = s.quit().await;
                 }
             }
             Ok(ExitCode::SUCCESS)

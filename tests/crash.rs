@@ -76,10 +76,16 @@ async fn kill_9_during_a_backlog_loses_and_doubles_nothing() {
         let mut conn = app.db.conn().await.unwrap();
         tickets::list_tickets(&mut conn).await.unwrap().len()
     };
+    let sent = || async {
+        let mut conn = app.db.conn().await.unwrap();
+        let all = outbox::list(&mut conn).await.unwrap();
+        all.iter().filter(|m| m.status == "sent").count()
+    };
+    // Killed while both ingest and sending are under way.
     wait_for(
-        "a part of the backlog",
+        "a part of the backlog ingested and acknowledged",
         Duration::from_secs(120),
-        || async { (count().await >= MESSAGES / 4).then_some(()) },
+        || async { (count().await >= MESSAGES / 4 && sent().await >= 50).then_some(()) },
     )
     .await;
     daemon.kill().unwrap(); // SIGKILL

@@ -147,6 +147,7 @@ CREATE TABLE outbox (
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     claimed_until   BIGINT NOT NULL DEFAULT 0,
+    claimed_by      TEXT,
     last_error      TEXT,
     created_at      BIGINT NOT NULL,
     sent_at         BIGINT

@@ -53,19 +53,20 @@ pub struct ClaimedMail {
 pub async fn claim_due(
     conn: &mut AnyConnection,
     backend: Backend,
+    owner: &str,
     now: Millis,
     lease_until: Millis,
     limit: i64,
 ) -> Result<Vec<ClaimedMail>, DbError> {
     let sql = match backend {
         Backend::Sqlite => {
-            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox \
+            "UPDATE outbox SET claimed_until = $1, claimed_by = $4 WHERE id IN (SELECT id FROM outbox \
              WHERE status = 'pending' AND next_attempt_at <= $2 AND claimed_until <= $2 \
              ORDER BY id LIMIT $3) \
              RETURNING id, envelope_from, recipients, raw, attempts"
         }
         Backend::Postgres => {
-            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox \
+            "UPDATE outbox SET claimed_until = $1, claimed_by = $4 WHERE id IN (SELECT id FROM outbox \
              WHERE status = 'pending' AND next_attempt_at <= $2 AND claimed_until <= $2 \
              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, envelope_from, recipients, raw, attempts"
@@ -75,6 +76,7 @@ pub async fn claim_due(
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(owner)
         .fetch_all(&mut *conn)
         .await?;
     let mut mails: Vec<ClaimedMail> = rows
@@ -100,6 +102,39 @@ pub async fn mark_sent(conn: &mut AnyConnection, id: i64, now: Millis) -> Result
     sqlx::query(
         "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, \
          last_error = NULL WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Hands the claims of a sender known to be dead back at once instead of
+/// when their lease runs out.
+pub async fn release_claims_of(conn: &mut AnyConnection, owner: &str) -> Result<u64, DbError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET claimed_until = 0, claimed_by = NULL \
+         WHERE claimed_by = $1 AND status = 'pending'",
+    )
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Marks a mail sent whose sender died after handing it to the SMTP server
+/// but before hearing the reply; a row already settled is left as it is.
+pub async fn mark_sent_unconfirmed(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: Millis,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, \
+         claimed_until = 0, \
+         last_error = 'sender stopped before the server confirmed; assumed delivered' \
+         WHERE id = $2 AND status = 'pending'",
     )
     .bind(now)
     .bind(id)

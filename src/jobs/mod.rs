@@ -3,3 +3,4 @@
 //! between units of work.
 
 pub mod outbox_sender;
+pub mod send_journal;

@@ -1,10 +1,10 @@
 //! The outbox sender: claims due outbox rows, sends them over SMTP, marks them
 //! sent. A claim is a lease: when a sender dies mid-batch its rows become due
-//! again after the lease, so a crash never loses a mail. The row is marked
-//! sent right after the server accepted it; only a crash in that instant can
-//! send a mail twice, and then with the same Message-ID, which receiving
-//! systems and our own threading treat as one.
+//! again after the lease, so a crash never loses a mail. A crash after the
+//! server has the message but before the row says so is covered by the
+//! sender's journal (`send_journal`), so it does not send the mail twice.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::db::{outbox, Db};
+use crate::jobs::send_journal::{self, SendJournal};
 use crate::mail::smtp::{self, SmtpConnector};
 
 /// Rows claimed per round: small enough that several senders share a backlog.
@@ -31,6 +32,23 @@ pub struct OutboxSender {
     pub clock: SharedClock,
     pub connector: SmtpConnector,
     pub ready: Arc<Notify>,
+    /// Where the senders keep their journals (under `storage.dir`).
+    pub journal_dir: PathBuf,
+}
+
+/// What one sender holds between rounds: its SMTP session and its journal.
+pub struct SenderState {
+    session: Option<AsyncSmtpConnection>,
+    journal: SendJournal,
+}
+
+impl SenderState {
+    /// Ends the SMTP session politely.
+    pub async fn close(mut self) {
+        if let Some(mut s) = self.session.take() {
+            let _ = s.quit().await;
+        }
+    }
 }
 
 /// Backoff after `attempts` failed attempts: 30 s doubling, capped at 4 h.
@@ -40,14 +58,33 @@ pub fn retry_delay(attempts: i64) -> Duration {
 }
 
 impl OutboxSender {
+    /// A fresh state for one sender: no session yet, its own journal.
+    pub fn new_state(&self) -> anyhow::Result<SenderState> {
+        Ok(SenderState {
+            session: None,
+            journal: SendJournal::create(&self.journal_dir)?,
+        })
+    }
+
     /// Runs until `cancel`; finishes the mail in hand before stopping.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut session: Option<AsyncSmtpConnection> = None;
+        let mut state = loop {
+            match self.new_state() {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox sender cannot start; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                    }
+                }
+            }
+        };
         loop {
             if cancel.is_cancelled() {
                 break;
             }
-            let sent_any = match self.round(&mut session, &cancel).await {
+            let sent_any = match self.round(&mut state, &cancel).await {
                 Ok(n) => n > 0,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox round failed");
@@ -62,23 +99,43 @@ impl OutboxSender {
                 }
             }
         }
-        if let Some(mut s) = session {
-            let _ = s.quit().await;
-        }
+        state.close().await;
+    }
+
+    /// Settles the journals of senders that died: their recorded mail is
+    /// with the server already.
+    async fn recover_dead_senders(&self) -> anyhow::Result<()> {
+        send_journal::recover(&self.journal_dir, |dead| async move {
+            let mut conn = self.db.conn().await?;
+            if let Some(id) = dead.committed {
+                outbox::mark_sent_unconfirmed(&mut conn, id, self.clock.now_millis()).await?;
+                tracing::warn!(
+                    outbox_id = id,
+                    "a sender died after handing a mail to the SMTP server; marked sent"
+                );
+            }
+            // Its other claims need not wait for their lease.
+            outbox::release_claims_of(&mut conn, &dead.owner).await?;
+            anyhow::Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Claims and sends one batch; returns how many rows it handled.
     pub async fn round(
         &self,
-        session: &mut Option<AsyncSmtpConnection>,
+        state: &mut SenderState,
         cancel: &CancellationToken,
     ) -> anyhow::Result<usize> {
+        self.recover_dead_senders().await?;
         let now = self.clock.now_millis();
         let mails = {
             let mut conn = self.db.conn().await?;
             outbox::claim_due(
                 &mut conn,
                 self.db.backend(),
+                state.journal.owner(),
                 now,
                 now + LEASE.as_millis() as i64,
                 BATCH,
@@ -98,40 +155,74 @@ impl OutboxSender {
                 // The lease runs out and the rest is sent later.
                 break;
             }
-            let result = match session {
+            let journal = &state.journal;
+            let mut committed = false;
+            let before_commit = || match journal.record(mail.id) {
+                Ok(()) => committed = true,
+                Err(e) => tracing::warn!(error = %e, "send journal not written"),
+            };
+            let result = match &mut state.session {
                 Some(s) if !s.has_broken() => {
-                    smtp::send(s, &mail.envelope_from, &mail.recipients, &mail.raw).await
+                    smtp::send(
+                        s,
+                        &mail.envelope_from,
+                        &mail.recipients,
+                        &mail.raw,
+                        before_commit,
+                    )
+                    .await
                 }
                 _ => match self.connector.connect().await {
                     Ok(mut s) => {
-                        let r =
-                            smtp::send(&mut s, &mail.envelope_from, &mail.recipients, &mail.raw)
-                                .await;
-                        *session = Some(s);
+                        let r = smtp::send(
+                            &mut s,
+                            &mail.envelope_from,
+                            &mail.recipients,
+                            &mail.raw,
+                            before_commit,
+                        )
+                        .await;
+                        state.session = Some(s);
                         r
                     }
                     Err(e) => Err(e),
                 },
             };
-            let mut conn = self.db.conn().await?;
-            let now = self.clock.now_millis();
-            match result {
-                Ok(()) => outbox::mark_sent(&mut conn, mail.id, now).await?,
-                Err(e) => {
-                    let attempts = mail.attempts + 1;
-                    let retry_at = (!e.is_permanent() && attempts < MAX_ATTEMPTS)
-                        .then(|| now + retry_delay(attempts).as_millis() as i64);
-                    tracing::warn!(outbox_id = mail.id, attempts, permanent = e.is_permanent(), error = %e, "sending failed");
-                    outbox::mark_attempt_failed(&mut conn, mail.id, &e.to_string(), retry_at)
-                        .await?;
-                    if !e.is_permanent() {
-                        // The session may be unusable; open a fresh one next time.
-                        *session = None;
-                    }
+            if let Err(e) = self.record_outcome(&mail, result).await {
+                if committed {
+                    // The server may have the mail and the row does not say
+                    // so: leave the record to `recover`, never resend blindly.
+                    let fresh = SendJournal::create(&self.journal_dir)?;
+                    std::mem::replace(&mut state.journal, fresh).abandon();
+                    // (Its claims are released by that recovery too.)
                 }
+                return Err(e);
+            }
+            if committed {
+                state.journal.clear()?;
             }
         }
         Ok(count)
+    }
+
+    async fn record_outcome(
+        &self,
+        mail: &outbox::ClaimedMail,
+        result: Result<(), smtp::SmtpError>,
+    ) -> anyhow::Result<()> {
+        let mut conn = self.db.conn().await?;
+        let now = self.clock.now_millis();
+        match result {
+            Ok(()) => outbox::mark_sent(&mut conn, mail.id, now).await?,
+            Err(e) => {
+                let attempts = mail.attempts + 1;
+                let retry_at = (!e.is_permanent() && attempts < MAX_ATTEMPTS)
+                    .then(|| now + retry_delay(attempts).as_millis() as i64);
+                tracing::warn!(outbox_id = mail.id, attempts, permanent = e.is_permanent(), error = %e, "sending failed");
+                outbox::mark_attempt_failed(&mut conn, mail.id, &e.to_string(), retry_at).await?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -13,7 +13,10 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+use lettre::Address;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -149,24 +152,78 @@ impl SmtpConnector {
     }
 }
 
-/// Sends one message over an open session.
+/// Sends one message over an open session. `before_commit` runs once the
+/// whole message is on the wire and only the final `.` is left to write —
+/// the point after which the server has the mail even if we die (see
+/// `jobs::send_journal`). It does not run when sending fails earlier.
+///
+/// This is lettre's `send` split open at that point; the commands are still
+/// lettre's. Like lettre, a failed transaction aborts the session, so the
+/// next mail opens a fresh one.
 pub async fn send(
     conn: &mut AsyncSmtpConnection,
     envelope_from: &str,
     recipients: &[String],
     raw: &[u8],
+    before_commit: impl FnOnce(),
 ) -> Result<(), SmtpError> {
-    let from = envelope_from
+    let result = transaction(conn, envelope_from, recipients, raw, before_commit).await;
+    if result.is_err() {
+        conn.abort().await;
+    }
+    result
+}
+
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope_from: &str,
+    recipients: &[String],
+    raw: &[u8],
+    before_commit: impl FnOnce(),
+) -> Result<(), SmtpError> {
+    let from: Address = envelope_from
         .parse()
         .map_err(|e| SmtpError::Address(format!("envelope sender: {e}")))?;
     let to = recipients
         .iter()
         .map(|r| {
-            r.parse()
+            r.parse::<Address>()
                 .map_err(|e| SmtpError::Address(format!("recipient: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let envelope = Envelope::new(Some(from), to).map_err(|e| SmtpError::Address(e.to_string()))?;
-    conn.send(&envelope, raw).await?;
+    let mut options = Vec::new();
+    if !envelope_from.is_ascii() || recipients.iter().any(|r| !r.is_ascii()) {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SmtpError::Address(
+                "a non-ASCII address, and the server does not offer SMTPUTF8".into(),
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SmtpError::Address(
+                "8-bit message content, and the server does not offer 8BITMIME".into(),
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await?;
+    for rcpt in envelope.to() {
+        conn.command(Rcpt::new(rcpt.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    // lettre asks the iterator for the next part after writing (and flushing)
+    // the previous one, and writes the final `.` as soon as it is exhausted.
+    let mut before_commit = Some(before_commit);
+    let parts = std::iter::once(raw).chain(std::iter::from_fn(|| {
+        if let Some(f) = before_commit.take() {
+            f();
+        }
+        None
+    }));
+    conn.message_iter(parts).await?;
     Ok(())
 }

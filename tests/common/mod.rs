@@ -230,7 +230,7 @@ pub async fn send_mail(mail: &MailServers, from: &str, to: &[&str], raw: &[u8]) 
     let connector = postdesk::mail::smtp::SmtpConnector::new(smtp);
     let mut conn = connector.connect().await.expect("SMTP connect");
     let to: Vec<String> = to.iter().map(|s| s.to_string()).collect();
-    postdesk::mail::smtp::send(&mut conn, from, &to, raw)
+    postdesk::mail::smtp::send(&mut conn, from, &to, raw, || {})
         .await
         .expect("SMTP accepted the mail");
     let _ = conn.quit().await;
