@@ -44,7 +44,10 @@ impl App {
             config: config.clone(),
             db: db.clone(),
             store,
-            templates,
+            mailer: crate::mail::outgoing::Mailer {
+                config: config.clone(),
+                templates,
+            },
             clock: clock.clone(),
             outbox_ready: ready.clone(),
         };

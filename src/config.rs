@@ -184,6 +184,11 @@ pub struct StaffMember {
 pub struct Limits {
     /// Largest message downloaded whole; larger ones are recorded, not fetched.
     pub max_message_bytes: u64,
+    /// Automatic mails one address may get about one ticket per window.
+    pub auto_mail_per_ticket: u32,
+    /// Automatic mails one address may get in all per window.
+    pub auto_mail_per_address: u32,
+    pub auto_mail_window: Duration,
 }
 
 // ---------------------------------------------------------------- raw shape
@@ -422,13 +427,31 @@ struct RawTemplates {
 struct RawLimits {
     #[serde(default = "default_max_message_mb")]
     max_message_mb: u64,
+    #[serde(default = "default_auto_mail_per_ticket")]
+    auto_mail_per_ticket: u32,
+    #[serde(default = "default_auto_mail_per_address")]
+    auto_mail_per_address: u32,
+    #[serde(default = "default_auto_mail_window_minutes")]
+    auto_mail_window_minutes: u64,
 }
 impl Default for RawLimits {
     fn default() -> Self {
         Self {
             max_message_mb: default_max_message_mb(),
+            auto_mail_per_ticket: default_auto_mail_per_ticket(),
+            auto_mail_per_address: default_auto_mail_per_address(),
+            auto_mail_window_minutes: default_auto_mail_window_minutes(),
         }
     }
+}
+fn default_auto_mail_per_ticket() -> u32 {
+    10
+}
+fn default_auto_mail_per_address() -> u32 {
+    30
+}
+fn default_auto_mail_window_minutes() -> u64 {
+    10
 }
 fn default_max_message_mb() -> u64 {
     25
@@ -782,6 +805,12 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
     if raw.limits.max_message_mb == 0 {
         return Err(err("limits.max_message_mb", "must be at least 1".into()));
     }
+    if raw.limits.auto_mail_window_minutes == 0 {
+        return Err(err(
+            "limits.auto_mail_window_minutes",
+            "must be at least 1".into(),
+        ));
+    }
 
     Ok(Config {
         source: file.to_string(),
@@ -821,6 +850,9 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         templates_dir: raw.templates.dir,
         limits: Limits {
             max_message_bytes: raw.limits.max_message_mb * 1024 * 1024,
+            auto_mail_per_ticket: raw.limits.auto_mail_per_ticket,
+            auto_mail_per_address: raw.limits.auto_mail_per_address,
+            auto_mail_window: Duration::from_secs(raw.limits.auto_mail_window_minutes * 60),
         },
     })
 }
@@ -836,7 +868,28 @@ fn parse_tls(s: &str) -> Result<TlsMode, String> {
 
 impl Config {
     pub fn is_staff(&self, address: &EmailAddress) -> bool {
-        self.staff.iter().any(|s| &s.email == address)
+        self.staff_member(address).is_some()
+    }
+
+    pub fn staff_member(&self, address: &EmailAddress) -> Option<&StaffMember> {
+        self.staff.iter().find(|s| s.email.same_mailbox(address))
+    }
+
+    /// The staff member `who` names: an address, or a name / the local part
+    /// of an address, case-insensitively (`#assign alice`).
+    pub fn find_staff(&self, who: &str) -> Option<&StaffMember> {
+        let who = who.trim();
+        if let Ok(address) = EmailAddress::parse(who) {
+            return self.staff_member(&address);
+        }
+        self.staff.iter().find(|s| {
+            s.name.eq_ignore_ascii_case(who)
+                || s.email.base_local_part().eq_ignore_ascii_case(who)
+                || s.name
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|first| first.eq_ignore_ascii_case(who))
+        })
     }
 
     /// Every address that delivers into Postdesk (never a requester or CC).

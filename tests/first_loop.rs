@@ -95,10 +95,13 @@ async fn new_request_opens_ticket_and_sender_gets_acknowledgement() {
         Some(format!("Customer {}", t.tag).as_str())
     );
     assert_eq!(ticket.ticket.priority, "medium");
-    assert_eq!(ticket.messages.len(), 2);
+    assert_eq!(ticket.messages.len(), 3);
     assert_eq!(ticket.messages[0].direction, "in");
     assert!(ticket.messages[0].text.contains("error E42"));
     assert_eq!(ticket.messages[1].kind, "acknowledgement");
+    assert_eq!(ticket.messages[2].kind, "staff-notification");
+    assert_eq!(ticket.messages[2].visibility, "internal");
+    assert_eq!(ticket.messages[2].to, vec![t.staff.clone()]);
 
     // The request left the inbox for the processed folder, flagged \Seen.
     let inbox = read_folder(&t.mail, &t.support, "INBOX").await;
@@ -148,7 +151,12 @@ async fn restart_and_redelivery_make_no_duplicates() {
 
     assert_eq!(ticket_count(&app).await, 3, "no ticket twice");
     let mut conn = app.db.conn().await.unwrap();
-    let sent = outbox::list(&mut conn).await.unwrap();
+    let sent: Vec<_> = outbox::list(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "acknowledgement")
+        .collect();
     assert_eq!(sent.len(), 3, "one acknowledgement each");
     assert!(sent.iter().all(|m| m.status == "sent"));
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -53,7 +53,8 @@ CREATE TABLE tickets (
     updated_at            BIGINT NOT NULL,
     first_response_at     BIGINT,
     first_response_due_at BIGINT,
-    closed_at             BIGINT
+    closed_at             BIGINT,
+    time_worked_minutes   BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX tickets_client ON tickets(client_id);
 CREATE INDEX tickets_status ON tickets(status);
@@ -76,7 +77,12 @@ CREATE TABLE messages (
     to_list      TEXT NOT NULL,
     cc_list      TEXT NOT NULL,
     subject      TEXT NOT NULL,
+    -- public: the client thread; internal: staff only (notes, strangers,
+    -- auto-replies); system: what Postdesk itself recorded (bounces).
+    visibility   TEXT NOT NULL DEFAULT 'public',
     body_text    TEXT NOT NULL,
+    -- What the person wrote, without quoted history and signature.
+    body_trimmed TEXT,
     body_html    TEXT,
     raw_sha256   TEXT,
     size_bytes   BIGINT NOT NULL,
@@ -153,6 +159,17 @@ CREATE TABLE outbox (
     sent_at         BIGINT
 );
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+
+-- One row per recipient of every queued mail: what the per-recipient rate
+-- limits count.
+CREATE TABLE outbox_recipients (
+    outbox_id  BIGINT NOT NULL REFERENCES outbox(id),
+    email      TEXT NOT NULL,
+    ticket_id  BIGINT,
+    automated  BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX outbox_recipients_email ON outbox_recipients(email, created_at);
 
 -- Addresses we must not mail (hard bounces, opt-outs).
 CREATE TABLE suppressions (

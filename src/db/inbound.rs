@@ -187,8 +187,27 @@ pub async fn list_quarantine(conn: &mut AnyConnection) -> Result<Vec<QuarantineE
 
 pub async fn is_suppressed(conn: &mut AnyConnection, email: &str) -> Result<bool, DbError> {
     let row: Option<(String,)> = sqlx::query_as("SELECT email FROM suppressions WHERE email = $1")
-        .bind(email)
+        .bind(email.to_ascii_lowercase())
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.is_some())
+}
+
+/// Puts `email` on the suppression list (a hard bounce, an opt-out).
+pub async fn suppress(
+    conn: &mut AnyConnection,
+    email: &str,
+    reason: &str,
+    now: crate::clock::Millis,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO suppressions (email, reason, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(email.to_ascii_lowercase())
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -6,6 +6,7 @@
 //! inside its transaction.
 
 pub mod contacts;
+pub mod conversation;
 pub mod inbound;
 pub mod outbox;
 pub mod tickets;

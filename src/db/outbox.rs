@@ -12,10 +12,17 @@ pub struct NewOutgoing<'a> {
     pub ticket_id: Option<i64>,
     pub message_id: &'a str,
     pub envelope_from: &'a str,
-    /// Envelope recipients, comma-separated.
-    pub recipients: &'a str,
+    /// Envelope recipients.
+    pub recipients: &'a [&'a str],
     pub subject: &'a str,
     pub raw: &'a [u8],
+    /// Sent by the system (counts against the automatic-mail rate limits).
+    pub automated: bool,
+    /// `pending`, or `rate-limited` for automatic mail over a limit (kept
+    /// for the record, never sent).
+    pub status: &'a str,
+    /// Not sent before this time (a person's mail delayed by a limit).
+    pub not_before: Millis,
     pub now: Millis,
 }
 
@@ -23,19 +30,56 @@ pub async fn enqueue(conn: &mut AnyConnection, m: &NewOutgoing<'_>) -> Result<i6
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO outbox (kind, ticket_id, message_id, envelope_from, recipients, subject, raw, \
          status, attempts, next_attempt_at, claimed_until, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, 0, $8) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, $10) RETURNING id",
     )
     .bind(m.kind)
     .bind(m.ticket_id)
     .bind(m.message_id)
     .bind(m.envelope_from)
-    .bind(m.recipients)
+    .bind(m.recipients.join(","))
     .bind(m.subject)
     .bind(m.raw)
+    .bind(m.status)
+    .bind(m.not_before.max(m.now))
     .bind(m.now)
     .fetch_one(&mut *conn)
     .await?;
+    for r in m.recipients {
+        sqlx::query(
+            "INSERT INTO outbox_recipients (outbox_id, email, ticket_id, automated, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(r.to_ascii_lowercase())
+        .bind(m.ticket_id)
+        .bind(i64::from(m.automated))
+        .bind(m.now)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(id)
+}
+
+/// Automatic mails queued for `email` since `since`: (about `ticket_id`, in
+/// all). Rate-limited ones do not count: they were never sent.
+pub async fn recent_automatic_mail(
+    conn: &mut AnyConnection,
+    email: &str,
+    ticket_id: Option<i64>,
+    since: Millis,
+) -> Result<(i64, i64), DbError> {
+    let (about_ticket, overall): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN r.ticket_id = $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
+         FROM outbox_recipients r JOIN outbox o ON o.id = r.outbox_id \
+         WHERE r.email = $2 AND r.automated = 1 AND r.created_at >= $3 \
+         AND o.status <> 'rate-limited'",
+    )
+    .bind(ticket_id.unwrap_or(-1))
+    .bind(email.to_ascii_lowercase())
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((about_ticket, overall))
 }
 
 #[derive(Debug, Clone)]

@@ -75,6 +75,27 @@ impl Direction {
     }
 }
 
+/// Who may see a message of a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// The client thread.
+    Public,
+    /// Staff only: notes, mail from people not on the ticket, auto-replies.
+    Internal,
+    /// Recorded by Postdesk itself (bounces).
+    System,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Internal => "internal",
+            Visibility::System => "system",
+        }
+    }
+}
+
 pub struct NewMessage<'a> {
     pub ticket_id: i64,
     pub direction: Direction,
@@ -86,7 +107,10 @@ pub struct NewMessage<'a> {
     pub to_list: &'a str,
     pub cc_list: &'a str,
     pub subject: &'a str,
+    pub visibility: Visibility,
     pub body_text: &'a str,
+    /// What the person wrote, without quoted history and signature.
+    pub body_trimmed: Option<&'a str>,
     pub body_html: Option<&'a str>,
     pub raw_sha256: Option<&'a str>,
     pub size_bytes: i64,
@@ -97,8 +121,9 @@ pub struct NewMessage<'a> {
 pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<i64, DbError> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO messages (ticket_id, direction, kind, message_id, from_email, from_name, \
-         to_list, cc_list, subject, body_text, body_html, raw_sha256, size_bytes, truncated, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+         to_list, cc_list, subject, body_text, body_html, raw_sha256, size_bytes, truncated, created_at, \
+         visibility, body_trimmed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(m.ticket_id)
     .bind(m.direction.as_str())
@@ -115,6 +140,8 @@ pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Res
     .bind(m.size_bytes)
     .bind(i64::from(m.truncated))
     .bind(m.now)
+    .bind(m.visibility.as_str())
+    .bind(m.body_trimmed)
     .fetch_one(&mut *conn)
     .await?;
     Ok(id)
@@ -165,6 +192,11 @@ pub struct TicketSummary {
     pub created_at: String,
     pub updated_at: String,
     pub first_response_due_at: Option<String>,
+    pub first_response_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub time_worked_minutes: i64,
+    /// The earlier ticket this one continues (a reply after the reopen window).
+    pub linked_ticket: Option<String>,
 }
 
 type SummaryRow = (
@@ -180,11 +212,17 @@ type SummaryRow = (
     i64,
     i64,
     Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<String>,
 );
 
 const SUMMARY_SELECT: &str = "SELECT t.id, t.number, t.subject, t.status, t.priority, t.category, \
-     c.name, t.requester_email, t.assignee_email, t.created_at, t.updated_at, t.first_response_due_at \
-     FROM tickets t LEFT JOIN clients c ON c.id = t.client_id";
+     c.name, t.requester_email, t.assignee_email, t.created_at, t.updated_at, t.first_response_due_at, \
+     t.first_response_at, t.closed_at, t.time_worked_minutes, l.number \
+     FROM tickets t LEFT JOIN clients c ON c.id = t.client_id \
+     LEFT JOIN tickets l ON l.id = t.linked_ticket_id";
 
 fn summary_from_row(r: SummaryRow) -> (i64, TicketSummary) {
     use crate::clock::to_rfc3339;
@@ -202,6 +240,10 @@ fn summary_from_row(r: SummaryRow) -> (i64, TicketSummary) {
             created_at: to_rfc3339(r.9),
             updated_at: to_rfc3339(r.10),
             first_response_due_at: r.11.map(to_rfc3339),
+            first_response_at: r.12.map(to_rfc3339),
+            closed_at: r.13.map(to_rfc3339),
+            time_worked_minutes: r.14,
+            linked_ticket: r.15,
         },
     )
 }
@@ -229,12 +271,15 @@ pub struct AttachmentView {
 pub struct MessageView {
     pub direction: String,
     pub kind: String,
+    pub visibility: String,
     pub message_id: Option<String>,
     pub from: Option<String>,
     pub to: Vec<String>,
     pub cc: Vec<String>,
     pub subject: String,
     pub text: String,
+    /// What the person wrote (inbound mail), without quotes and signature.
+    pub trimmed: Option<String>,
     pub html: Option<String>,
     pub truncated: bool,
     pub created_at: String,
@@ -270,6 +315,8 @@ type MessageRow = (
     Option<String>,
     i64,
     i64,
+    String,
+    Option<String>,
 );
 type AttachmentRow = (i64, String, String, i64, String, Option<String>, i64);
 
@@ -294,7 +341,8 @@ pub async fn show_ticket(
 
     let messages: Vec<MessageRow> = sqlx::query_as(
         "SELECT id, direction, kind, message_id, from_email, to_list, cc_list, subject, \
-         body_text, body_html, truncated, created_at FROM messages WHERE ticket_id = $1 ORDER BY id",
+         body_text, body_html, truncated, created_at, visibility, body_trimmed \
+         FROM messages WHERE ticket_id = $1 ORDER BY id",
     )
     .bind(ticket_id)
     .fetch_all(&mut *conn)
@@ -326,6 +374,8 @@ pub async fn show_ticket(
                 .collect(),
             direction: m.1,
             kind: m.2,
+            visibility: m.12,
+            trimmed: m.13,
             message_id: m.3,
             from: m.4,
             to: split_list(&m.5),

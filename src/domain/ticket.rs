@@ -78,6 +78,17 @@ impl TicketStatus {
             Self::Closed => "closed",
         }
     }
+
+    /// For people: "Waiting on Client".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Open => "Open",
+            Self::InProgress => "In Progress",
+            Self::WaitingOnClient => "Waiting on Client",
+            Self::WaitingOnVendor => "Waiting on Vendor",
+            Self::Closed => "Closed",
+        }
+    }
 }
 
 /// A ticket number as people see it: prefix and sequence, e.g. `T-1042`.

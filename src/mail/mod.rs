@@ -2,13 +2,18 @@
 //! Outbound: templates → compose → outbox row → SMTP (sent by `jobs`).
 //! No SQL here: storage goes through `db`.
 
+pub mod bounce;
 pub mod classify;
 pub mod compose;
 pub mod imap;
 pub mod ingest;
 pub mod message_id;
+pub mod outgoing;
 pub mod parse;
 pub mod reply_trim;
 pub mod sanitize;
 pub mod smtp;
+pub mod staff_commands;
+pub mod subject;
 pub mod templates;
+pub mod threading;

@@ -16,6 +16,9 @@ pub struct InboundMail {
     pub from: Option<Sender>,
     pub to: Vec<EmailAddress>,
     pub cc: Vec<EmailAddress>,
+    /// Envelope recipients the delivering MTA recorded (`Delivered-To`,
+    /// `X-Original-To`, `Envelope-To`): where a reply token survives a Bcc.
+    pub delivered_to: Vec<EmailAddress>,
     pub subject: String,
     /// The plain-text body (converted from HTML when there is no text part).
     pub text: String,
@@ -186,8 +189,23 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         our_loop_header: header_text(LOOP_HEADER).is_some(),
     };
 
+    let delivered_to = ["Delivered-To", "X-Original-To", "Envelope-To"]
+        .iter()
+        .flat_map(|name| msg.header_values(*name))
+        .filter_map(|v| match v {
+            mail_parser::HeaderValue::Text(t) => Some(t.to_string()),
+            mail_parser::HeaderValue::Address(a) => a
+                .first()
+                .and_then(|a| a.address())
+                .map(str::to_string),
+            _ => None,
+        })
+        .filter_map(|t| EmailAddress::parse(t.trim().trim_matches(['<', '>'])).ok())
+        .collect();
+
     Ok(InboundMail {
         message_id: msg.message_id().map(str::to_string),
+        delivered_to,
         in_reply_to: id_list(msg.in_reply_to()),
         references: id_list(msg.references()),
         from,
@@ -217,6 +235,15 @@ Cc: bob@customer.test, not an address\r\nSubject: Printer\r\nMessage-ID: <a@b>\r
         assert_eq!(m.message_id.as_deref(), Some("a@b"));
         assert_eq!(m.text.trim(), "It is broken.");
         assert!(m.html.is_none());
+    }
+
+    #[test]
+    fn envelope_recipients_come_from_delivery_headers() {
+        let raw = b"Delivered-To: support+abc123@example.test\r\nX-Original-To: <support+abc123@example.test>\r\n\
+From: a@customer.test\r\nSubject: x\r\n\r\nbody\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.delivered_to.len(), 2);
+        assert_eq!(m.delivered_to[0].detail(), Some("abc123"));
     }
 
     #[test]

@@ -20,33 +20,26 @@ pub enum TemplateError {
     Render { name: String, message: String },
 }
 
+/// The three parts of every built-in mail, compiled into the binary.
+macro_rules! built_in {
+    ($($name:literal),* $(,)?) => {
+        &[$(
+            (concat!($name, ".subject"), include_str!(concat!("../../templates/mail/", $name, ".subject.hbs"))),
+            (concat!($name, ".text"), include_str!(concat!("../../templates/mail/", $name, ".text.hbs"))),
+            (concat!($name, ".html"), include_str!(concat!("../../templates/mail/", $name, ".html.hbs"))),
+        )*]
+    };
+}
+
 /// (name, built-in source). A name is `<mail>.<part>` with part subject, text
 /// or html.
-const BUILT_IN: &[(&str, &str)] = &[
-    (
-        "acknowledgement.subject",
-        include_str!("../../templates/mail/acknowledgement.subject.hbs"),
-    ),
-    (
-        "acknowledgement.text",
-        include_str!("../../templates/mail/acknowledgement.text.hbs"),
-    ),
-    (
-        "acknowledgement.html",
-        include_str!("../../templates/mail/acknowledgement.html.hbs"),
-    ),
-    (
-        "unknown_sender_rejected.subject",
-        include_str!("../../templates/mail/unknown_sender_rejected.subject.hbs"),
-    ),
-    (
-        "unknown_sender_rejected.text",
-        include_str!("../../templates/mail/unknown_sender_rejected.text.hbs"),
-    ),
-    (
-        "unknown_sender_rejected.html",
-        include_str!("../../templates/mail/unknown_sender_rejected.html.hbs"),
-    ),
+const BUILT_IN: &[(&str, &str)] = built_in![
+    "acknowledgement",
+    "unknown_sender_rejected",
+    "staff_notification",
+    "public_reply",
+    "status_changed",
+    "command_rejected",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

@@ -1,0 +1,293 @@
+//! Opening a ticket: the requester's contact, the ticket, its first message,
+//! participants, the acknowledgement and the staff notification — and the
+//! polite answer to an unknown sender under the `reject` policy.
+
+use sqlx::AnyConnection;
+
+use super::{
+    describe_duration, human_size, new_reply_token, ActionPlan, Applied, ApplyContext, ApplyError,
+    Ingestor, Outcome, SenderPlan,
+};
+use crate::db::contacts::{self, ContactOrigin};
+use crate::db::conversation::{self, TicketRef};
+use crate::db::tickets::{self, NewTicket, Visibility};
+use crate::db::{self};
+use crate::domain::{ContactTypes, EmailAddress, TicketNumber};
+use crate::mail::outgoing::MailRequest;
+use crate::mail::parse::InboundMail;
+use crate::mail::staff_commands::Command;
+use crate::mail::subject::strip_reply_prefixes;
+
+impl Ingestor {
+    /// Opens a ticket for `mail`. `for_client` is the requester a technician
+    /// named (`#requester`, `#fwd`); otherwise the sender is the requester.
+    pub(super) async fn open_ticket(
+        &self,
+        tx: &mut AnyConnection,
+        ctx: &ApplyContext<'_>,
+        mail: &InboundMail,
+        for_client: Option<EmailAddress>,
+    ) -> Result<Applied, ApplyError> {
+        let plan = ctx.plan;
+        let now = ctx.now;
+        let from = mail.from.as_ref().ok_or(ApplyError::Invalid("no sender"))?;
+        let (requester, requester_name) = match &for_client {
+            Some(r) => (r.clone(), None),
+            None => (from.address.clone(), from.name.clone()),
+        };
+        let (client_id, contact_id) = match (&for_client, &plan.sender) {
+            (Some(r), _) => self.contact_for(tx, r, None, now).await?,
+            (
+                None,
+                SenderPlan::Contact {
+                    contact_id,
+                    client_id,
+                    ..
+                },
+            ) => (*client_id, Some(*contact_id)),
+            (None, SenderPlan::NewClientContact { .. } | SenderPlan::Unknown { .. }) => {
+                self.contact_for(tx, &from.address, from.name.as_deref(), now)
+                    .await?
+            }
+            (None, SenderPlan::Staff | SenderPlan::Missing) => (None, None),
+        };
+
+        let cfg = &self.config;
+        let sequence = db::next_counter(tx, "ticket_number", cfg.tickets.first_number).await?;
+        let number = TicketNumber::new(&cfg.tickets.prefix, sequence);
+        let subject = match strip_reply_prefixes(&mail.subject).trim() {
+            "" => "(no subject)".to_string(),
+            s => s.to_string(),
+        };
+        let mut priority = plan.priority;
+        let mut category = plan.category.clone();
+        let mut assignee = None;
+        for c in &plan.staff_commands {
+            match c {
+                Command::Priority(p) => priority = *p,
+                Command::Category(name) => category = Some(name.clone()),
+                Command::Assign(who) => assignee = cfg.find_staff(who).map(|s| s.email.clone()),
+                _ => {}
+            }
+        }
+        let reply_token = new_reply_token();
+        let sla = cfg.sla.first_response(priority);
+        let mailbox_name = self.mailbox_of(&ctx.delivery.source).map(|m| m.name.clone());
+        let ticket_id = tickets::insert_ticket(
+            tx,
+            &NewTicket {
+                number: &number,
+                subject: &subject,
+                priority,
+                category: category.as_deref(),
+                client_id,
+                requester_contact_id: contact_id,
+                requester_email: &requester,
+                mailbox: mailbox_name.as_deref(),
+                reply_token: &reply_token,
+                first_response_due_at: now + sla.as_millis() as i64,
+                now,
+            },
+        )
+        .await?;
+        if let Some(a) = &assignee {
+            conversation::set_assignee(tx, ticket_id, a, now).await?;
+        }
+        if let ActionPlan::NewTicket {
+            continues: Some(earlier),
+        } = &plan.action
+        {
+            if let Some(earlier) = conversation::ticket_by_number(tx, earlier).await? {
+                conversation::link_to(tx, ticket_id, earlier.id).await?;
+            }
+        }
+        // A technician's own CCs are not the client's; the client's are.
+        let participants = if for_client.is_some() {
+            Vec::new()
+        } else {
+            self.participants(mail)
+        };
+        for p in &participants {
+            tickets::add_participant(tx, ticket_id, p).await?;
+        }
+        let kind = if for_client.is_some() {
+            "opened-by-staff"
+        } else {
+            "request"
+        };
+        self.store_inbound_message(tx, ctx, mail, ticket_id, kind, Visibility::Public)
+            .await?;
+        let ticket = conversation::ticket_by_id(tx, ticket_id)
+            .await?
+            .ok_or(ApplyError::Invalid("the new ticket vanished"))?;
+
+        let mut queued = self
+            .queue_acknowledgement(
+                tx,
+                ctx,
+                &ticket,
+                &requester,
+                requester_name.as_deref(),
+                mail,
+                &participants,
+            )
+            .await?;
+        if for_client.is_none() {
+            let headline = if plan.thread.rule.is_none()
+                && matches!(
+                    plan.action,
+                    ActionPlan::NewTicket {
+                        continues: Some(_)
+                    }
+                ) {
+                "New ticket (continues a closed one)"
+            } else {
+                "New ticket"
+            };
+            let notice = match &plan.action {
+                ActionPlan::NewTicket {
+                    continues: Some(earlier),
+                } => Some(format!(
+                    "This reply came after {earlier} was closed for more than {} days, so it opened a new ticket linked to it.",
+                    cfg.tickets.reopen_days
+                )),
+                _ => None,
+            };
+            queued |= self
+                .notify_staff(tx, ctx, &ticket, headline, notice, Some(mail))
+                .await?;
+        }
+        Ok(Applied {
+            outcome: Outcome::TicketCreated {
+                ticket: number.to_string(),
+            },
+            ticket_id: Some(ticket_id),
+            queued,
+        })
+    }
+
+    /// The contact (and client) of `address`, created when unknown: as a
+    /// Standard contact of the client whose domain it is, else without one.
+    async fn contact_for(
+        &self,
+        tx: &mut AnyConnection,
+        address: &EmailAddress,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<(Option<i64>, Option<i64>), ApplyError> {
+        if let Some(c) = contacts::find_contact_by_email(tx, address).await? {
+            return Ok((c.client_id, Some(c.id)));
+        }
+        let client_id = contacts::find_client_by_domain(tx, address.domain()).await?;
+        let origin = if client_id.is_some() {
+            ContactOrigin::ClientDomain
+        } else {
+            ContactOrigin::UnknownSender
+        };
+        let id = contacts::insert_contact(
+            tx,
+            client_id,
+            address,
+            name,
+            ContactTypes::default(),
+            origin,
+            now,
+        )
+        .await?;
+        Ok((client_id, Some(id)))
+    }
+
+    async fn queue_acknowledgement(
+        &self,
+        tx: &mut AnyConnection,
+        ctx: &ApplyContext<'_>,
+        ticket: &TicketRef,
+        requester: &EmailAddress,
+        requester_name: Option<&str>,
+        mail: &InboundMail,
+        participants: &[EmailAddress],
+    ) -> Result<bool, ApplyError> {
+        let cfg = &self.config;
+        let priority = crate::domain::Priority::parse(&ticket.priority)
+            .unwrap_or(crate::domain::Priority::Medium);
+        let data = serde_json::json!({
+            "branding": cfg.branding,
+            "recipient_name": requester_name.map(str::to_string).unwrap_or_else(|| requester.to_string()),
+            "ticket": self.ticket_data(tx, ticket).await?,
+            "expected_response": describe_duration(cfg.sla.first_response(priority)),
+            "truncated": ctx.delivery.oversized_bytes.map(human_size),
+        });
+        let references: Vec<String> = mail
+            .references
+            .iter()
+            .chain(mail.message_id.iter())
+            .cloned()
+            .collect();
+        let queued = self
+            .mailer
+            .queue(
+                tx,
+                MailRequest {
+                    kind: "acknowledgement",
+                    template: "acknowledgement",
+                    data,
+                    to: vec![requester.clone()],
+                    cc: participants.to_vec(),
+                    ticket: Some(ticket),
+                    visibility: Visibility::Public,
+                    automated: true,
+                    from_name: None,
+                    in_reply_to: mail.message_id.as_deref(),
+                    extra_references: &references,
+                },
+                ctx.now,
+            )
+            .await?;
+        Ok(queued.is_some())
+    }
+
+    /// `tickets.unknown_senders = reject`: one polite answer, no ticket.
+    pub(super) async fn reject(
+        &self,
+        tx: &mut AnyConnection,
+        ctx: &ApplyContext<'_>,
+        mail: &InboundMail,
+    ) -> Result<Applied, ApplyError> {
+        let from = mail.from.as_ref().ok_or(ApplyError::Invalid("no sender"))?;
+        let data = serde_json::json!({
+            "branding": self.config.branding,
+            "original_subject": if mail.subject.is_empty() { "your message" } else { mail.subject.as_str() },
+        });
+        let references: Vec<String> = mail
+            .references
+            .iter()
+            .chain(mail.message_id.iter())
+            .cloned()
+            .collect();
+        let queued = self
+            .mailer
+            .queue(
+                tx,
+                MailRequest {
+                    kind: "unknown-sender-rejected",
+                    template: "unknown_sender_rejected",
+                    data,
+                    to: vec![from.address.clone()],
+                    cc: Vec::new(),
+                    ticket: None,
+                    visibility: Visibility::Public,
+                    automated: true,
+                    from_name: None,
+                    in_reply_to: mail.message_id.as_deref(),
+                    extra_references: &references,
+                },
+                ctx.now,
+            )
+            .await?;
+        Ok(Applied {
+            outcome: Outcome::Rejected,
+            ticket_id: None,
+            queued: queued.is_some(),
+        })
+    }
+}

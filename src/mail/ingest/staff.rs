@@ -1,0 +1,209 @@
+//! A technician's mail on a ticket (SPEC §3): the commands at its top change
+//! the ticket, the rest is the public reply mailed to the requester and the
+//! participants (or an internal note with `#note`). Commands are checked in
+//! `plan`; a mail with a wrong one is answered with what was wrong and
+//! nothing of it is applied.
+
+use sqlx::AnyConnection;
+
+use super::{Applied, ApplyContext, ApplyError, Ingestor, Outcome};
+use crate::db::conversation;
+use crate::db::tickets::Visibility;
+use crate::domain::{EmailAddress, TicketStatus};
+use crate::mail::outgoing::MailRequest;
+use crate::mail::parse::InboundMail;
+use crate::mail::staff_commands::Command;
+
+impl Ingestor {
+    pub(super) async fn staff_reply(
+        &self,
+        tx: &mut AnyConnection,
+        ctx: &ApplyContext<'_>,
+        mail: &InboundMail,
+    ) -> Result<Applied, ApplyError> {
+        let cfg = &self.config;
+        let now = ctx.now;
+        let ticket = ctx
+            .plan
+            .ticket
+            .as_ref()
+            .ok_or(ApplyError::Invalid("no ticket planned"))?;
+        let from = mail.from.as_ref().ok_or(ApplyError::Invalid("no sender"))?;
+        let staff = cfg.staff_member(&from.address);
+        let mut note = false;
+        let mut new_status = None;
+        for c in &ctx.plan.staff_commands {
+            match c {
+                Command::Status(s) => new_status = Some(*s),
+                Command::Close => new_status = Some(TicketStatus::Closed),
+                Command::Priority(p) => conversation::set_priority(tx, ticket.id, *p, now).await?,
+                Command::Category(name) => {
+                    conversation::set_category(tx, ticket.id, name, now).await?
+                }
+                Command::Assign(who) => {
+                    let member = cfg
+                        .find_staff(who)
+                        .ok_or(ApplyError::Invalid("#assign to unknown staff passed plan"))?;
+                    conversation::set_assignee(tx, ticket.id, &member.email, now).await?
+                }
+                Command::Time { minutes } => {
+                    conversation::add_time_worked(tx, ticket.id, *minutes, now).await?
+                }
+                Command::Note => note = true,
+                Command::Requester(_) | Command::Forward => {
+                    return Err(ApplyError::Invalid("#requester in a reply passed plan"))
+                }
+            }
+        }
+        let body = ctx.plan.staff_body.trim();
+        let visibility = if note || body.is_empty() {
+            Visibility::Internal
+        } else {
+            Visibility::Public
+        };
+        let kind = if visibility == Visibility::Public {
+            "staff-reply"
+        } else {
+            "note"
+        };
+        self.store_inbound_message(tx, ctx, mail, ticket.id, kind, visibility)
+            .await?;
+        let status_changed = new_status.is_some_and(|s| s.as_str() != ticket.status);
+        if let Some(s) = new_status {
+            conversation::set_status(tx, ticket.id, s, now).await?;
+        }
+        let ticket = conversation::ticket_by_id(tx, ticket.id)
+            .await?
+            .ok_or(ApplyError::Invalid("the ticket vanished"))?;
+
+        let mut recipients: Vec<EmailAddress> = EmailAddress::parse(&ticket.requester_email)
+            .into_iter()
+            .collect();
+        let participants = conversation::participants(tx, ticket.id).await?;
+        let mut queued = false;
+        let company = &cfg.branding.company_name;
+        let author = staff
+            .map(|s| s.name.clone())
+            .or_else(|| from.name.clone())
+            .unwrap_or_else(|| company.clone());
+        if visibility == Visibility::Public {
+            conversation::staff_responded(tx, ticket.id, now).await?;
+            let data = serde_json::json!({
+                "branding": cfg.branding,
+                "author": author,
+                "text": body,
+                "ticket": self.ticket_data(tx, &ticket).await?,
+            });
+            queued |= self
+                .mailer
+                .queue(
+                    tx,
+                    MailRequest {
+                        kind: "public-reply",
+                        template: "public_reply",
+                        data,
+                        to: std::mem::take(&mut recipients),
+                        cc: participants,
+                        ticket: Some(&ticket),
+                        visibility: Visibility::Public,
+                        automated: false,
+                        from_name: Some(format!("{author} ({company})")),
+                        in_reply_to: None,
+                        extra_references: &[],
+                    },
+                    now,
+                )
+                .await?
+                .is_some();
+        } else if status_changed {
+            // No reply to carry the news: the status change is its own mail.
+            let data = serde_json::json!({
+                "branding": cfg.branding,
+                "closed": ticket.is_closed(),
+                "reopen_days": cfg.tickets.reopen_days,
+                "ticket": self.ticket_data(tx, &ticket).await?,
+            });
+            queued |= self
+                .mailer
+                .queue(
+                    tx,
+                    MailRequest {
+                        kind: "status-changed",
+                        template: "status_changed",
+                        data,
+                        to: recipients,
+                        cc: participants,
+                        ticket: Some(&ticket),
+                        visibility: Visibility::Public,
+                        automated: true,
+                        from_name: None,
+                        in_reply_to: None,
+                        extra_references: &[],
+                    },
+                    now,
+                )
+                .await?
+                .is_some();
+        }
+        Ok(Applied {
+            outcome: Outcome::Added {
+                ticket: ticket.number.clone(),
+                kind: kind.into(),
+            },
+            ticket_id: Some(ticket.id),
+            queued,
+        })
+    }
+
+    /// Answers a technician whose commands were wrong, with every error.
+    pub(super) async fn reject_commands(
+        &self,
+        tx: &mut AnyConnection,
+        ctx: &ApplyContext<'_>,
+        mail: &InboundMail,
+        errors: &[String],
+    ) -> Result<Applied, ApplyError> {
+        let from = mail.from.as_ref().ok_or(ApplyError::Invalid("no sender"))?;
+        let ticket = ctx.plan.ticket.as_ref();
+        let data = serde_json::json!({
+            "branding": self.config.branding,
+            "errors": errors,
+            "ticket_number": ticket.map(|t| t.number.as_str()).unwrap_or("new"),
+            "original_subject": mail.subject,
+        });
+        let references: Vec<String> = mail
+            .references
+            .iter()
+            .chain(mail.message_id.iter())
+            .cloned()
+            .collect();
+        let queued = self
+            .mailer
+            .queue(
+                tx,
+                MailRequest {
+                    kind: "command-rejected",
+                    template: "command_rejected",
+                    data,
+                    to: vec![from.address.clone()],
+                    cc: Vec::new(),
+                    // Not recorded on the ticket: nothing of it was applied.
+                    ticket: None,
+                    visibility: Visibility::Internal,
+                    automated: true,
+                    from_name: None,
+                    in_reply_to: mail.message_id.as_deref(),
+                    extra_references: &references,
+                },
+                ctx.now,
+            )
+            .await?;
+        Ok(Applied {
+            outcome: Outcome::CommandRejected {
+                ticket: ticket.map(|t| t.number.clone()),
+            },
+            ticket_id: None,
+            queued: queued.is_some(),
+        })
+    }
+}

@@ -1,0 +1,313 @@
+//! Queueing the mail Postdesk sends: render a template, drop suppressed
+//! recipients, apply the per-recipient rate limits, give it a signed
+//! Message-ID and the ticket's thread headers, write the outbox row and record
+//! it on the ticket — all on the caller's transaction, so a mail exists
+//! exactly when the change that caused it does. Sending is the outbox
+//! sender's job (`jobs::outbox_sender`).
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use sqlx::AnyConnection;
+
+use super::compose::{self, Outgoing};
+use super::templates::Templates;
+use crate::clock::Millis;
+use crate::config::Config;
+use crate::db::conversation::{self, TicketRef};
+use crate::db::tickets::{self, Direction, NewMessage, Visibility};
+use crate::db::{self, inbound, DbError};
+use crate::domain::EmailAddress;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("mail template: {0}")]
+    Template(String),
+    #[error("no link key to sign Message-IDs with")]
+    NoKey,
+}
+
+impl From<sqlx::Error> for QueueError {
+    fn from(e: sqlx::Error) -> Self {
+        QueueError::Db(DbError::from(e))
+    }
+}
+
+/// `References` keeps the thread's first message and its latest ones: enough
+/// for every client to thread, short enough for every server to accept.
+const MAX_REFERENCES: usize = 12;
+
+/// One mail to queue.
+pub struct MailRequest<'a> {
+    /// What the mail is (`acknowledgement`, `public-reply`, …): outbox kind
+    /// and message kind on the ticket.
+    pub kind: &'a str,
+    pub template: &'a str,
+    pub data: serde_json::Value,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    /// The ticket it is about: thread headers, reply token, and the record of
+    /// the mail on the ticket.
+    pub ticket: Option<&'a TicketRef>,
+    /// How the mail is recorded on the ticket.
+    pub visibility: Visibility,
+    /// Sent by the system (rate-limited and dropped over a limit), not
+    /// written by a person (delayed over a limit, never dropped).
+    pub automated: bool,
+    /// Display name of the From: (a technician's name), else the company's.
+    pub from_name: Option<String>,
+    /// The message this one answers, when it is not simply the thread's last.
+    pub in_reply_to: Option<&'a str>,
+    /// Message-IDs the thread headers must carry besides the ticket's own
+    /// (the inbound mail being answered and its references).
+    pub extra_references: &'a [String],
+}
+
+/// What was queued.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub outbox_id: i64,
+    pub message_id: String,
+    /// Recipients the mail goes to.
+    pub recipients: Vec<EmailAddress>,
+    /// Recipients left out, with why (`suppressed`, `rate-limited`).
+    pub withheld: Vec<(EmailAddress, &'static str)>,
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    pub config: Arc<Config>,
+    pub templates: Arc<Templates>,
+}
+
+impl Mailer {
+    /// The address replies about `ticket` go to: `support+<token>@…` of the
+    /// mailbox it came in through.
+    pub fn reply_address(&self, ticket: &TicketRef) -> Option<EmailAddress> {
+        let mailboxes = &self.config.mailboxes;
+        let mailbox = ticket
+            .mailbox
+            .as_deref()
+            .and_then(|name| mailboxes.iter().find(|m| m.name == name))
+            .or_else(|| mailboxes.first())?;
+        Some(mailbox.address.with_detail(&ticket.reply_token))
+    }
+
+    /// Queues `req` on `tx`. Returns `None` when nobody is left to send to
+    /// (every recipient suppressed); an automatic mail over a rate limit for
+    /// every recipient is kept as a `rate-limited` outbox row, never sent.
+    pub async fn queue(
+        &self,
+        tx: &mut AnyConnection,
+        req: MailRequest<'_>,
+        now: Millis,
+    ) -> Result<Option<Queued>, QueueError> {
+        let cfg = &self.config;
+        let mut withheld = Vec::new();
+        let mut to = Vec::new();
+        let mut cc = Vec::new();
+        let mut seen: Vec<EmailAddress> = Vec::new();
+        for (list, out) in [(&req.to, &mut to), (&req.cc, &mut cc)] {
+            for a in list.iter() {
+                if seen.iter().any(|s| s.same_mailbox(a)) || cfg.is_own_address(a) {
+                    continue;
+                }
+                seen.push(a.clone());
+                if inbound::is_suppressed(tx, a.as_str()).await? {
+                    withheld.push((a.clone(), "suppressed"));
+                } else {
+                    out.push(a.clone());
+                }
+            }
+        }
+        if to.is_empty() && cc.is_empty() {
+            return Ok(None);
+        }
+
+        // Per-recipient limits on automatic mail (SPEC §4): the loop brake.
+        let limits = &cfg.limits;
+        let since = now - limits.auto_mail_window.as_millis() as i64;
+        let ticket_id = req.ticket.map(|t| t.id);
+        let mut over_limit = Vec::new();
+        for a in to.iter().chain(cc.iter()) {
+            if cfg.is_staff(a) {
+                // Our own people: loops through them are stopped by
+                // classification (their auto-replies answer nothing), and a
+                // busy hour must not silence their notifications.
+                continue;
+            }
+            let (about_ticket, overall) =
+                db::outbox::recent_automatic_mail(tx, a.as_str(), ticket_id, since).await?;
+            if about_ticket >= i64::from(limits.auto_mail_per_ticket)
+                || overall >= i64::from(limits.auto_mail_per_address)
+            {
+                over_limit.push(a.clone());
+            }
+        }
+        let mut status = "pending";
+        let mut not_before = now;
+        if !over_limit.is_empty() {
+            if req.automated {
+                let keep = |v: &mut Vec<EmailAddress>| v.retain(|a| !over_limit.contains(a));
+                keep(&mut to);
+                keep(&mut cc);
+                if to.is_empty() && cc.is_empty() {
+                    // Recorded, not sent: `outbox list` shows what the brake held.
+                    status = "rate-limited";
+                    to = over_limit.clone();
+                } else {
+                    withheld.extend(over_limit.iter().map(|a| (a.clone(), "rate-limited")));
+                }
+            } else {
+                // A person wrote it: it waits for the window, it is not lost.
+                not_before = now + limits.auto_mail_window.as_millis() as i64;
+            }
+        }
+
+        let rendered = self
+            .templates
+            .render(req.template, &req.data)
+            .map_err(|e| QueueError::Template(e.to_string()))?;
+        let (in_reply_to, references) = match req.ticket {
+            Some(t) => {
+                let mut thread = conversation::thread_message_ids(tx, t.id).await?;
+                for r in req.extra_references {
+                    if !thread.contains(r) {
+                        thread.push(r.clone());
+                    }
+                }
+                let in_reply_to = req
+                    .in_reply_to
+                    .map(str::to_string)
+                    .or_else(|| thread.last().cloned());
+                (in_reply_to, cap_references(thread))
+            }
+            None => (
+                req.in_reply_to.map(str::to_string),
+                cap_references(req.extra_references.to_vec()),
+            ),
+        };
+        let reply_to = req
+            .ticket
+            .and_then(|t| self.reply_address(t))
+            .and_then(|a| a.as_str().parse().ok())
+            .map(|a| Mailbox::new(Some(cfg.branding.company_name.clone()), a));
+
+        let key = cfg.link_keys.first().ok_or(QueueError::NoKey)?;
+        let domain = cfg.smtp.from.email.domain().to_string();
+        let message_id = super::message_id::generate(key, &domain);
+        let from = match &req.from_name {
+            Some(name) => Mailbox::new(Some(name.clone()), cfg.smtp.from.email.clone()),
+            None => cfg.smtp.from.clone(),
+        };
+        let as_mailboxes = |v: &[EmailAddress]| -> Vec<Mailbox> {
+            v.iter()
+                .filter_map(|a| a.as_str().parse().ok())
+                .map(|a| Mailbox::new(None, a))
+                .collect()
+        };
+        let raw = compose::build(&Outgoing {
+            from: &from,
+            to: &as_mailboxes(&to),
+            cc: &as_mailboxes(&cc),
+            reply_to,
+            message_id: &message_id,
+            in_reply_to: in_reply_to.as_deref(),
+            references: &references,
+            automated: req.automated,
+            loop_token: &domain,
+            content: &rendered,
+        })
+        .map_err(|e| QueueError::Template(e.to_string()))?;
+        let recipients: Vec<&str> = to.iter().chain(cc.iter()).map(|a| a.as_str()).collect();
+        let outbox_id = db::outbox::enqueue(
+            tx,
+            &db::outbox::NewOutgoing {
+                kind: req.kind,
+                ticket_id,
+                message_id: &message_id,
+                envelope_from: cfg.smtp.from.email.as_ref(),
+                recipients: &recipients,
+                subject: &rendered.subject,
+                raw: &raw,
+                automated: req.automated,
+                status,
+                not_before,
+                now,
+            },
+        )
+        .await?;
+        if let Some(ticket_id) = ticket_id {
+            let join = |v: &[EmailAddress]| {
+                v.iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect::<Vec<_>>()
+            };
+            tickets::insert_message(
+                tx,
+                &NewMessage {
+                    ticket_id,
+                    direction: Direction::Out,
+                    kind: req.kind,
+                    message_id: Some(&message_id),
+                    from_email: Some(cfg.smtp.from.email.as_ref()),
+                    from_name: from.name.as_deref(),
+                    to_list: &join(&to).join(","),
+                    cc_list: &join(&cc).join(","),
+                    subject: &rendered.subject,
+                    visibility: if status == "pending" {
+                        req.visibility
+                    } else {
+                        Visibility::System
+                    },
+                    body_text: &rendered.text,
+                    body_trimmed: None,
+                    body_html: None,
+                    raw_sha256: None,
+                    size_bytes: raw.len() as i64,
+                    truncated: false,
+                    now,
+                },
+            )
+            .await?;
+        }
+        if status == "rate-limited" {
+            withheld.extend(to.drain(..).map(|a| (a, "rate-limited")));
+            cc.clear();
+        }
+        Ok(Some(Queued {
+            outbox_id,
+            message_id,
+            recipients: to.into_iter().chain(cc).collect(),
+            withheld,
+        }))
+    }
+}
+
+fn cap_references(mut ids: Vec<String>) -> Vec<String> {
+    if ids.len() > MAX_REFERENCES {
+        let tail = ids.split_off(ids.len() - (MAX_REFERENCES - 1));
+        ids.truncate(1);
+        ids.extend(tail);
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_keep_the_first_and_the_latest() {
+        let ids: Vec<String> = (0..30).map(|i| format!("m{i}@x")).collect();
+        let capped = cap_references(ids);
+        assert_eq!(capped.len(), MAX_REFERENCES);
+        assert_eq!(capped[0], "m0@x");
+        assert_eq!(capped.last().unwrap(), "m29@x");
+        assert_eq!(capped[1], "m19@x");
+        let short: Vec<String> = vec!["a@x".into(), "b@x".into()];
+        assert_eq!(cap_references(short.clone()), short);
+    }
+}
