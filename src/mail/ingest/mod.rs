@@ -75,15 +75,26 @@ pub struct Delivery<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Outcome {
-    TicketCreated { ticket: String },
+    TicketCreated {
+        ticket: String,
+    },
     /// Added to an existing ticket (a reply, a note, an auto-reply, a bounce).
-    Added { ticket: String, kind: String },
+    Added {
+        ticket: String,
+        kind: String,
+    },
     /// A staff mail whose commands were wrong: nothing applied, they were told.
-    CommandRejected { ticket: Option<String> },
+    CommandRejected {
+        ticket: Option<String>,
+    },
     Duplicate,
-    Quarantined { reason: String },
+    Quarantined {
+        reason: String,
+    },
     Rejected,
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,27 +135,46 @@ pub enum SenderPlan {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ActionPlan {
     /// Open a ticket; `continues` is the closed ticket a late reply was to.
-    NewTicket { continues: Option<String> },
+    NewTicket {
+        continues: Option<String>,
+    },
     /// A reply by someone on the ticket: public, and the staff are told.
-    Reply { ticket: String, reopen: bool },
+    Reply {
+        ticket: String,
+        reopen: bool,
+    },
     /// A technician's answer: commands applied, the rest mailed to the client.
-    StaffReply { ticket: String },
+    StaffReply {
+        ticket: String,
+    },
     /// A technician opens a ticket for a client (`#requester`, `#fwd`).
-    StaffOpensTicket { requester: String },
+    StaffOpensTicket {
+        requester: String,
+    },
     /// Someone not on the ticket: an internal note, and the staff are told.
-    InternalNote { ticket: String },
+    InternalNote {
+        ticket: String,
+    },
     /// Auto-reply / out-of-office recorded where it threads; nothing answered.
-    RecordAutomated { ticket: String },
+    RecordAutomated {
+        ticket: String,
+    },
     /// A bounce of our mail: a system note, suppression of hard failures.
     RecordBounce {
         ticket: Option<String>,
         suppress: Vec<String>,
     },
     /// A staff mail whose commands are wrong: they get the list, nothing else.
-    RejectCommands { errors: Vec<String> },
-    Quarantine { reason: String },
+    RejectCommands {
+        errors: Vec<String>,
+    },
+    Quarantine {
+        reason: String,
+    },
     Reject,
-    Ignore { reason: String },
+    Ignore {
+        reason: String,
+    },
     Duplicate,
 }
 
@@ -321,7 +351,11 @@ impl Ingestor {
         plan.from = mail.from.as_ref().map(|f| f.address.to_string());
         plan.subject = mail.subject.clone();
         plan.attachments = mail.attachments.len();
-        plan.participants = self.participants(mail).iter().map(ToString::to_string).collect();
+        plan.participants = self
+            .participants(mail)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         plan.trimmed_text = super::reply_trim::trim_reply(&mail.text).text;
 
         let (mut classification, mut reason) = classify(mail);
@@ -457,9 +491,9 @@ impl Ingestor {
         let mut errors = Vec::new();
         for c in &parsed.commands {
             match c {
-                Command::Assign(who) if self.config.find_staff(who).is_none() => {
-                    errors.push(format!("#assign: nobody on the staff list is called `{who}`"))
-                }
+                Command::Assign(who) if self.config.find_staff(who).is_none() => errors.push(
+                    format!("#assign: nobody on the staff list is called `{who}`"),
+                ),
                 Command::Requester(_) | Command::Forward if ticket.is_some() => errors.push(
                     "#requester and #fwd open a ticket: send them to the support address, \
                      not in a reply"
@@ -864,7 +898,13 @@ impl Ingestor {
             "ticket": self.ticket_data(tx, ticket).await?,
         });
         let references: Vec<String> = mail
-            .map(|m| m.references.iter().chain(m.message_id.iter()).cloned().collect())
+            .map(|m| {
+                m.references
+                    .iter()
+                    .chain(m.message_id.iter())
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let queued = self
             .mailer

@@ -14,7 +14,7 @@ use crate::db::tickets::{self, NewTicket, Visibility};
 use crate::db::{self};
 use crate::domain::{ContactTypes, EmailAddress, TicketNumber};
 use crate::mail::outgoing::MailRequest;
-use crate::mail::parse::InboundMail;
+use crate::mail::parse::{InboundMail, Sender};
 use crate::mail::staff_commands::Command;
 use crate::mail::subject::strip_reply_prefixes;
 
@@ -72,7 +72,9 @@ impl Ingestor {
         }
         let reply_token = new_reply_token();
         let sla = cfg.sla.first_response(priority);
-        let mailbox_name = self.mailbox_of(&ctx.delivery.source).map(|m| m.name.clone());
+        let mailbox_name = self
+            .mailbox_of(&ctx.delivery.source)
+            .map(|m| m.name.clone());
         let ticket_id = tickets::insert_ticket(
             tx,
             &NewTicket {
@@ -126,20 +128,18 @@ impl Ingestor {
                 tx,
                 ctx,
                 &ticket,
-                &requester,
-                requester_name.as_deref(),
+                &Sender {
+                    address: requester.clone(),
+                    name: requester_name,
+                },
                 mail,
                 &participants,
             )
             .await?;
         if for_client.is_none() {
             let headline = if plan.thread.rule.is_none()
-                && matches!(
-                    plan.action,
-                    ActionPlan::NewTicket {
-                        continues: Some(_)
-                    }
-                ) {
+                && matches!(plan.action, ActionPlan::NewTicket { continues: Some(_) })
+            {
                 "New ticket (continues a closed one)"
             } else {
                 "New ticket"
@@ -202,8 +202,7 @@ impl Ingestor {
         tx: &mut AnyConnection,
         ctx: &ApplyContext<'_>,
         ticket: &TicketRef,
-        requester: &EmailAddress,
-        requester_name: Option<&str>,
+        requester: &Sender,
         mail: &InboundMail,
         participants: &[EmailAddress],
     ) -> Result<bool, ApplyError> {
@@ -212,7 +211,7 @@ impl Ingestor {
             .unwrap_or(crate::domain::Priority::Medium);
         let data = serde_json::json!({
             "branding": cfg.branding,
-            "recipient_name": requester_name.map(str::to_string).unwrap_or_else(|| requester.to_string()),
+            "recipient_name": requester.name.clone().unwrap_or_else(|| requester.address.to_string()),
             "ticket": self.ticket_data(tx, ticket).await?,
             "expected_response": describe_duration(cfg.sla.first_response(priority)),
             "truncated": ctx.delivery.oversized_bytes.map(human_size),
@@ -231,7 +230,7 @@ impl Ingestor {
                     kind: "acknowledgement",
                     template: "acknowledgement",
                     data,
-                    to: vec![requester.clone()],
+                    to: vec![requester.address.clone()],
                     cc: participants.to_vec(),
                     ticket: Some(ticket),
                     visibility: Visibility::Public,

@@ -1,0 +1,492 @@
+//! Conversations by email (issue 3), driven through ingest: for each case the
+//! threading rule that matched (`explain`), the trimmed text kept on the
+//! ticket, and the exact recipients of what was queued.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use postdesk::app::App;
+use postdesk::clock::{ManualClock, SharedClock};
+use postdesk::db::{conversation, outbox, tickets};
+use postdesk::domain::TicketNumber;
+use postdesk::mail::ingest::{ActionPlan, Delivery, Outcome, Source};
+use postdesk::mail::threading::ThreadRule;
+
+async fn ingest(app: &App, raw: &[u8]) -> Outcome {
+    app.ingestor
+        .ingest(Delivery {
+            source: Source::Pipe,
+            raw,
+            oversized_bytes: None,
+        })
+        .await
+        .expect("no temporary failure")
+}
+
+/// A test world: a customer with Alice, a clock we move, ticket T-1001
+/// opened by Alice with Bob in CC.
+struct World {
+    t: TestEnv,
+    app: App,
+    clock: ManualClock,
+    alice: String,
+    bob: String,
+    /// Message-ID of the acknowledgement of T-1001.
+    ack_id: String,
+    /// `support+<token>@…` of T-1001.
+    token_address: String,
+}
+
+const START: i64 = 1_795_000_000_000;
+
+async fn world() -> World {
+    let t = TestEnv::new().await;
+    let clock = ManualClock::new(START);
+    let shared: SharedClock = Arc::new(clock.clone());
+    let app = App::open(t.config(""), shared).await.unwrap();
+    t.import_customer(&app).await;
+    let alice = t.addr("alice", "customer.test");
+    let bob = t.addr("bob", "customer.test");
+    let first = format!(
+        "From: Alice <{alice}>\r\nTo: {support}\r\nCc: {bob}\r\nSubject: VPN drops every hour\r\n\
+Message-ID: <first-{tag}@customer.test>\r\n\r\nThe VPN disconnects every hour since Monday.\r\n",
+        support = t.support,
+        tag = t.tag
+    );
+    assert_eq!(
+        ingest(&app, first.as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1001".into()
+        }
+    );
+    let mut conn = app.db.conn().await.unwrap();
+    let ack = outbox::list(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.kind == "acknowledgement")
+        .unwrap();
+    assert_eq!(ack.recipients, vec![alice.clone(), bob.clone()]);
+    let ticket = conversation::ticket_by_number(&mut conn, "T-1001")
+        .await
+        .unwrap()
+        .unwrap();
+    let token_address = t.support.replace('@', &format!("+{}@", ticket.reply_token));
+    World {
+        ack_id: ack.message_id,
+        token_address,
+        t,
+        app,
+        clock,
+        alice,
+        bob,
+    }
+}
+
+impl World {
+    async fn ticket(&self, number: &str) -> tickets::TicketDetail {
+        let mut conn = self.app.db.conn().await.unwrap();
+        tickets::show_ticket(&mut conn, &TicketNumber::parse("T-", number).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Outbox rows queued after the first `skip`, as (kind, recipients).
+    async fn queued_since(&self, skip: usize) -> Vec<(String, Vec<String>)> {
+        let mut conn = self.app.db.conn().await.unwrap();
+        outbox::list(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .skip(skip)
+            .map(|m| (m.kind, m.recipients))
+            .collect()
+    }
+
+    async fn queued_count(&self) -> usize {
+        let mut conn = self.app.db.conn().await.unwrap();
+        outbox::list(&mut conn).await.unwrap().len()
+    }
+
+    async fn rule_of(&self, raw: &[u8]) -> Option<ThreadRule> {
+        self.app
+            .ingestor
+            .explain(raw, Source::Pipe)
+            .await
+            .unwrap()
+            .thread
+            .rule
+    }
+}
+
+#[tokio::test]
+async fn gmail_style_reply_threads_by_our_signed_message_id_and_is_trimmed() {
+    let w = world().await;
+    let before = w.queued_count().await;
+    let reply = format!(
+        "From: Alice <{alice}>\r\nTo: Example IT <{support}>\r\nSubject: Re: [#T-1001] VPN drops every hour\r\n\
+Message-ID: <r1-{tag}@mail.gmail.test>\r\nIn-Reply-To: <{ack}>\r\nReferences: <first-{tag}@customer.test> <{ack}>\r\n\r\n\
+It happened again at 10:00.\r\n\r\nOn Mon, 23 Nov 2026 at 10:00, Example IT <{support}> wrote:\r\n> We have opened ticket T-1001\r\n",
+        alice = w.alice,
+        support = w.t.support,
+        tag = w.t.tag,
+        ack = w.ack_id
+    );
+    assert_eq!(
+        w.rule_of(reply.as_bytes()).await,
+        Some(ThreadRule::SignedMessageId)
+    );
+    assert_eq!(
+        ingest(&w.app, reply.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "reply".into()
+        }
+    );
+    let ticket = w.ticket("1001").await;
+    let last_in = ticket
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.direction == "in")
+        .unwrap();
+    assert_eq!(last_in.visibility, "public");
+    assert_eq!(
+        last_in.trimmed.as_deref(),
+        Some("It happened again at 10:00.")
+    );
+    assert!(
+        last_in.text.contains("We have opened ticket"),
+        "full body kept"
+    );
+    // The staff are told; the client is not answered.
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("staff-notification".to_string(), vec![w.t.staff.clone()])]
+    );
+}
+
+#[tokio::test]
+async fn outlook_reply_without_in_reply_to_threads_by_subject_tag() {
+    let w = world().await;
+    let reply = format!(
+        "From: Bob <{bob}>\r\nTo: {support}\r\nSubject: AW: [#T-1001] VPN drops every hour\r\n\
+Message-ID: <r2-{tag}@outlook.test>\r\n\r\nStill broken here too.\r\n\r\n-----Original Message-----\r\n\
+From: Example IT <{support}>\r\nSent: Monday, November 23, 2026 10:00 AM\r\nSubject: [#T-1001] VPN drops every hour\r\n\r\nWe have opened ticket T-1001\r\n",
+        bob = w.bob,
+        support = w.t.support,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        w.rule_of(reply.as_bytes()).await,
+        Some(ThreadRule::SubjectTag)
+    );
+    assert!(matches!(
+        ingest(&w.app, reply.as_bytes()).await,
+        Outcome::Added { .. }
+    ));
+    let ticket = w.ticket("1001").await;
+    let last_in = ticket
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.direction == "in")
+        .unwrap();
+    assert_eq!(last_in.trimmed.as_deref(), Some("Still broken here too."));
+}
+
+#[tokio::test]
+async fn reply_token_threads_and_a_stranger_becomes_an_internal_note() {
+    let w = world().await;
+    // Someone outside the client answers through the reply address.
+    let stranger = w.t.addr("eve", "elsewhere.test");
+    let raw = format!(
+        "From: {stranger}\r\nTo: {to}\r\nSubject: Re: VPN\r\nMessage-ID: <s-{tag}@elsewhere.test>\r\n\r\nI can fix your VPN cheaply!\r\n",
+        to = w.token_address,
+        tag = w.t.tag
+    );
+    let plan = w
+        .app
+        .ingestor
+        .explain(raw.as_bytes(), Source::Pipe)
+        .await
+        .unwrap();
+    assert_eq!(plan.thread.rule, Some(ThreadRule::ReplyToken));
+    assert!(!plan.thread.sender_on_ticket);
+    let before = w.queued_count().await;
+    assert_eq!(
+        ingest(&w.app, raw.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "internal-note".into()
+        }
+    );
+    let ticket = w.ticket("1001").await;
+    let note = ticket
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.direction == "in")
+        .unwrap();
+    assert_eq!(note.visibility, "internal", "never public");
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("staff-notification".to_string(), vec![w.t.staff.clone()])],
+        "staff told, nobody else"
+    );
+
+    // The same stranger quoting only the tag gets no foothold on T-1001.
+    let tag_only = format!(
+        "From: {stranger}\r\nTo: {support}\r\nSubject: Re: [#T-1001] VPN\r\nMessage-ID: <s2-{tag}@elsewhere.test>\r\n\r\nHello?\r\n",
+        support = w.t.support,
+        tag = w.t.tag
+    );
+    let plan = w
+        .app
+        .ingestor
+        .explain(tag_only.as_bytes(), Source::Pipe)
+        .await
+        .unwrap();
+    assert_eq!(plan.thread.rule, None);
+    assert!(plan.thread.declined.unwrap().contains("not on that ticket"));
+    assert!(matches!(plan.action, ActionPlan::NewTicket { .. }));
+}
+
+#[tokio::test]
+async fn closed_ticket_reopens_inside_the_window_and_links_a_new_one_after() {
+    let w = world().await;
+    let staff_close = format!(
+        "From: {staff}\r\nTo: {to}\r\nSubject: Re: [#T-1001] VPN\r\nMessage-ID: <c-{tag}@msp.test>\r\n\r\n#close\r\nFixed the lease time on the firewall.\r\n",
+        staff = w.t.staff,
+        to = w.token_address,
+        tag = w.t.tag
+    );
+    assert!(matches!(
+        ingest(&w.app, staff_close.as_bytes()).await,
+        Outcome::Added { .. }
+    ));
+    assert_eq!(w.ticket("1001").await.ticket.status, "closed");
+
+    let reply = |n: u32| {
+        format!(
+            "From: {alice}\r\nTo: {to}\r\nSubject: Re: [#T-1001] VPN\r\nMessage-ID: <late{n}-{tag}@customer.test>\r\n\r\nIt is back.\r\n",
+            alice = w.alice,
+            to = w.token_address,
+            tag = w.t.tag
+        )
+    };
+    w.clock.advance(Duration::from_secs(86_400));
+    assert_eq!(
+        ingest(&w.app, reply(1).as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "reply-reopened".into()
+        }
+    );
+    assert_eq!(w.ticket("1001").await.ticket.status, "open");
+
+    // Closed again, and the client writes after reopen_days (14).
+    ingest(&w.app, staff_close.replace("<c-", "<c2-").as_bytes()).await;
+    w.clock.advance(Duration::from_secs(15 * 86_400));
+    assert_eq!(
+        ingest(&w.app, reply(2).as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1002".into()
+        }
+    );
+    let new = w.ticket("1002").await;
+    assert_eq!(new.ticket.linked_ticket.as_deref(), Some("T-1001"));
+    assert_eq!(w.ticket("1001").await.ticket.status, "closed");
+}
+
+#[tokio::test]
+async fn out_of_office_is_recorded_and_answered_by_nothing() {
+    let w = world().await;
+    let before = w.queued_count().await;
+    let ooo = format!(
+        "From: {alice}\r\nTo: {support}\r\nSubject: Automatic reply: [#T-1001] VPN drops every hour\r\n\
+Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\nIn-Reply-To: <{ack}>\r\nMessage-ID: <ooo-{tag}@customer.test>\r\n\r\nI am out of office until Monday.\r\n",
+        alice = w.alice,
+        support = w.t.support,
+        ack = w.ack_id,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        ingest(&w.app, ooo.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "auto-reply".into()
+        }
+    );
+    assert_eq!(
+        w.queued_count().await,
+        before,
+        "nothing answers an auto-reply"
+    );
+    let ticket = w.ticket("1001").await;
+    assert_eq!(ticket.ticket.status, "open");
+    let recorded = ticket.messages.last().unwrap();
+    assert_eq!(
+        (recorded.kind.as_str(), recorded.visibility.as_str()),
+        ("auto-reply", "internal")
+    );
+}
+
+#[tokio::test]
+async fn staff_commands_apply_and_the_reply_reaches_requester_and_participants() {
+    let w = world().await;
+    let before = w.queued_count().await;
+    let raw = format!(
+        "From: Tess Tech <{staff}>\r\nTo: {to}\r\nSubject: Re: [#T-1001] New ticket: VPN drops every hour\r\n\
+Message-ID: <st-{tag}@msp.test>\r\n\r\n#status waiting-on-client\r\n#priority high\r\n#category network\r\n#time 1h30\r\n\r\n\
+Please restart the router and tell us if it helps.\r\n\r\nOn Mon, Postdesk wrote:\r\n> New ticket\r\n",
+        staff = w.t.staff,
+        to = w.token_address,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        w.rule_of(raw.as_bytes()).await,
+        Some(ThreadRule::ReplyToken)
+    );
+    assert_eq!(
+        ingest(&w.app, raw.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "staff-reply".into()
+        }
+    );
+    let ticket = w.ticket("1001").await;
+    assert_eq!(ticket.ticket.status, "waiting-on-client");
+    assert_eq!(ticket.ticket.priority, "high");
+    assert_eq!(ticket.ticket.category.as_deref(), Some("network"));
+    assert_eq!(ticket.ticket.time_worked_minutes, 90);
+    assert!(ticket.ticket.first_response_at.is_some());
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![(
+            "public-reply".to_string(),
+            vec![w.alice.clone(), w.bob.clone()]
+        )]
+    );
+    let reply = ticket.messages.last().unwrap();
+    assert!(reply.text.contains("Please restart the router"));
+    assert!(!reply.text.contains("#status"), "commands are not mailed");
+
+    // #note: internal, nothing to the client.
+    let before = w.queued_count().await;
+    let note = raw.replace("<st-", "<st2-").replace(
+        "#status waiting-on-client\r\n#priority high\r\n#category network\r\n#time 1h30",
+        "#note",
+    );
+    assert_eq!(
+        ingest(&w.app, note.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "note".into()
+        }
+    );
+    assert_eq!(w.queued_count().await, before);
+
+    // A wrong command: the technician is told, nothing is applied.
+    let wrong = raw
+        .replace("<st-", "<st3-")
+        .replace("#priority high", "#priority whenever")
+        .replace("#category network", "#assign nobody");
+    assert_eq!(
+        ingest(&w.app, wrong.as_bytes()).await,
+        Outcome::CommandRejected {
+            ticket: Some("T-1001".into())
+        }
+    );
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("command-rejected".to_string(), vec![w.t.staff.clone()])]
+    );
+    assert_eq!(w.ticket("1001").await.ticket.priority, "high", "unchanged");
+}
+
+#[tokio::test]
+async fn a_technician_opens_a_ticket_for_a_client_who_phoned() {
+    let w = world().await;
+    let before = w.queued_count().await;
+    let raw = format!(
+        "From: {staff}\r\nTo: {support}\r\nSubject: Printer on 2nd floor jams\r\nMessage-ID: <ph-{tag}@msp.test>\r\n\r\n\
+#requester {alice}\r\n#priority low\r\n\r\nAlice called: the printer jams on every second page.\r\n",
+        staff = w.t.staff,
+        support = w.t.support,
+        alice = w.alice,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        ingest(&w.app, raw.as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1002".into()
+        }
+    );
+    let ticket = w.ticket("1002").await;
+    assert_eq!(ticket.ticket.requester, w.alice);
+    assert_eq!(ticket.ticket.priority, "low");
+    assert_eq!(
+        ticket.ticket.client.as_deref(),
+        Some(format!("Customer {}", w.t.tag).as_str())
+    );
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("acknowledgement".to_string(), vec![w.alice.clone()])]
+    );
+}
+
+#[tokio::test]
+async fn a_hard_bounce_lands_on_the_ticket_and_suppresses_the_address() {
+    let w = world().await;
+    let before = w.queued_count().await;
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.customer.test (Mail Delivery System)\r\nTo: {support}\r\nReturn-Path: <>\r\n\
+Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{tag}@mx.customer.test>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n\
+I'm sorry to have to inform you that your message could not be delivered.\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n\
+Reporting-MTA: dns; mx.customer.test\r\n\r\nFinal-Recipient: rfc822; {bob}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+From: Example IT <{support}>\r\nTo: {bob}\r\nMessage-ID: <{ack}>\r\nSubject: [#T-1001] VPN drops every hour\r\n\r\n--B--\r\n",
+        support = w.t.support,
+        tag = w.t.tag,
+        bob = w.bob,
+        ack = w.ack_id
+    );
+    assert_eq!(
+        ingest(&w.app, dsn.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "bounce".into()
+        }
+    );
+    let ticket = w.ticket("1001").await;
+    let note = ticket
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.kind == "bounce")
+        .unwrap();
+    assert_eq!(note.visibility, "system");
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("staff-notification".to_string(), vec![w.t.staff.clone()])]
+    );
+    // Bob is suppressed: the next public reply goes to Alice only.
+    let before = w.queued_count().await;
+    let raw = format!(
+        "From: {staff}\r\nTo: {to}\r\nSubject: Re: VPN\r\nMessage-ID: <after-{tag}@msp.test>\r\n\r\nWe changed the VPN profile.\r\n",
+        staff = w.t.staff,
+        to = w.token_address,
+        tag = w.t.tag
+    );
+    ingest(&w.app, raw.as_bytes()).await;
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("public-reply".to_string(), vec![w.alice.clone()])]
+    );
+}
