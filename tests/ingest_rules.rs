@@ -191,7 +191,10 @@ async fn explain_tells_the_decision_and_writes_nothing() {
     let alice = t.addr("alice", "customer.test");
     let raw = simple_mail(&alice, &t.support, "Explain me", "ex@x.test", "hi");
     let plan = app.ingestor.explain(&raw, Source::Pipe).await.unwrap();
-    assert!(matches!(plan.action, ActionPlan::NewTicket { continues: None }));
+    assert!(matches!(
+        plan.action,
+        ActionPlan::NewTicket { continues: None }
+    ));
     assert!(plan.acknowledge);
     let json = serde_json::to_value(&plan).unwrap();
     assert_eq!(json["sender"]["kind"], "contact");

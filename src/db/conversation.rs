@@ -99,11 +99,12 @@ pub async fn ticket_by_number(
 }
 
 pub async fn ticket_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<TicketRef>, DbError> {
-    let row: Option<TicketRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<TicketRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{TICKET_SELECT} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.map(from_row))
 }
 
@@ -290,10 +291,7 @@ pub async fn link_to(
     Ok(())
 }
 
-pub async fn time_worked_minutes(
-    conn: &mut AnyConnection,
-    ticket_id: i64,
-) -> Result<i64, DbError> {
+pub async fn time_worked_minutes(conn: &mut AnyConnection, ticket_id: i64) -> Result<i64, DbError> {
     let (m,): (i64,) = sqlx::query_as("SELECT time_worked_minutes FROM tickets WHERE id = $1")
         .bind(ticket_id)
         .fetch_one(&mut *conn)

@@ -240,11 +240,8 @@ impl Mailer {
         )
         .await?;
         if let Some(ticket_id) = ticket_id {
-            let join = |v: &[EmailAddress]| {
-                v.iter()
-                    .map(|a| a.as_str().to_string())
-                    .collect::<Vec<_>>()
-            };
+            let join =
+                |v: &[EmailAddress]| v.iter().map(|a| a.as_str().to_string()).collect::<Vec<_>>();
             tickets::insert_message(
                 tx,
                 &NewMessage {

@@ -194,10 +194,9 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         .flat_map(|name| msg.header_values(*name))
         .filter_map(|v| match v {
             mail_parser::HeaderValue::Text(t) => Some(t.to_string()),
-            mail_parser::HeaderValue::Address(a) => a
-                .first()
-                .and_then(|a| a.address())
-                .map(str::to_string),
+            mail_parser::HeaderValue::Address(a) => {
+                a.first().and_then(|a| a.address()).map(str::to_string)
+            }
             _ => None,
         })
         .filter_map(|t| EmailAddress::parse(t.trim().trim_matches(['<', '>'])).ok())
