@@ -1,18 +1,23 @@
 //! Bounces → [`BounceReport`]: which recipients of one of our messages could
 //! not be reached, whether for good, and which message it was.
 //!
-//! Pure: bytes in, report out, no I/O. MIME is mail-parser's; this module only
-//! reads what a delivery report says. Sources, most trusted first:
-//! 1. an RFC 3464 report (`multipart/report; report-type=delivery-status`):
-//!    the `message/delivery-status` part gives one block per recipient, the
-//!    returned `message/rfc822` or `text/rfc822-headers` part the Message-ID;
-//! 2. the text of a non-standard bounce (qmail, Exim, Sendmail, Exchange,
-//!    Gmail …): addresses, enhanced status codes (`5.1.1`) or SMTP replies
-//!    (`550`) found in the explanation, and a `Message-ID:` line in the
-//!    quoted original.
+//! Pure: bytes in, report out, no I/O, no panics. MIME is mail-parser's; this
+//! module only reads what a bounce says. Sources, most trusted first:
+//! 1. RFC 3464 `message/delivery-status` parts: one field block per recipient
+//!    (`Final-Recipient`, `Original-Recipient`, `Action`, `Status`,
+//!    `Diagnostic-Code`), each block read with mail-parser's header parser;
+//! 2. Amazon SES notifications mailed by SNS (a JSON body);
+//! 3. the text of a non-standard bounce (qmail, Exim, Sendmail, Postfix,
+//!    Exchange, Gmail …): the addresses it names that are not the bounce's
+//!    own, with the enhanced status code (`5.1.1`) or SMTP reply (`550`) on
+//!    the address's line or in the text about it.
 //!
-//! Complaint reports (ARF, `report-type=feedback-report`) and success
-//! notifications are not bounces and give `None`.
+//! The original Message-ID comes from the returned message: an attached
+//! `message/rfc822`, a `text/rfc822-headers` part, or headers quoted in text.
+//!
+//! Complaint reports (ARF), read receipts and success notifications are not
+//! bounces and give `None`. [`subject_reads_as_bounce`], [`text_reads_as_bounce`]
+//! and [`is_ses_notification`] are the wording checks `classify` shares.
 
 use std::sync::LazyLock;
 
@@ -58,14 +63,19 @@ pub fn parse_bounce(raw: &[u8]) -> Option<BounceReport> {
         return None;
     }
     let report_type = report_type(&msg);
-    if report_type.as_deref() == Some("feedback-report") {
+    if matches!(
+        report_type.as_deref(),
+        Some("feedback-report" | "disposition-notification")
+    ) {
+        // A complaint or a read receipt.
         return None;
     }
 
-    let original_message_id = original_message_id(&msg);
+    let text = BounceText::of(&msg);
+    let original_message_id = original_message_id(&msg, &text);
     if let Some(statuses) = delivery_status_recipients(&msg) {
-        if statuses.any_recipient_block && statuses.failed.is_empty() {
-            // Every recipient was delivered, relayed or expanded.
+        if statuses.all_succeeded {
+            // A success notification: delivered, relayed, expanded, verified.
             return None;
         }
         if !statuses.failed.is_empty() {
@@ -76,14 +86,31 @@ pub fn parse_bounce(raw: &[u8]) -> Option<BounceReport> {
         }
     }
 
-    let explanation = explanation_text(&msg);
-    let is_delivery_report = report_type.as_deref() == Some("delivery-status");
-    if !is_delivery_report && !looks_like_bounce(&msg, &explanation) {
+    if let Some(notification) = msg.body_text(0).and_then(|t| SesNotification::parse(&t)) {
+        return notification.into_report();
+    }
+
+    let explanation = &text.explanation;
+    // A `multipart/report` that is not a complaint is a delivery report,
+    // whatever its (sometimes missing) report-type says.
+    if report_type.is_none() && !looks_like_bounce(&msg, explanation) {
         return None;
+    }
+    // A report whose MIME structure is broken still carries its fields as text.
+    let failed_in_text = DeliveryStatuses::read(explanation);
+    if !failed_in_text.failed.is_empty() {
+        return Some(BounceReport {
+            original_message_id,
+            recipients: failed_in_text.failed,
+        });
+    }
+    let mut recipients = recipients_from_text(&msg, explanation);
+    if recipients.is_empty() {
+        recipients.extend(sole_recipient_of_returned_message(&msg, &text));
     }
     Some(BounceReport {
         original_message_id,
-        recipients: recipients_from_text(&msg, &explanation),
+        recipients,
     })
 }
 
@@ -93,8 +120,8 @@ pub fn parse_bounce(raw: &[u8]) -> Option<BounceReport> {
 /// The recipients found in `message/delivery-status` parts.
 struct DeliveryStatuses {
     failed: Vec<FailedRecipient>,
-    /// True when at least one per-recipient block was read, failed or not.
-    any_recipient_block: bool,
+    /// True when there were recipient blocks and every one reports success.
+    all_succeeded: bool,
 }
 
 fn report_type(msg: &Message<'_>) -> Option<String> {
@@ -125,36 +152,46 @@ fn part_type_is(part: &MessagePart<'_>, ctype: &str, subtypes: &[&str]) -> bool 
 
 /// `None` when the message has no delivery-status part.
 fn delivery_status_recipients(msg: &Message<'_>) -> Option<DeliveryStatuses> {
-    let mut found = None;
-    for part in msg.parts.iter().filter(|p| {
-        part_type_is(
-            p,
-            "message",
-            &["delivery-status", "global-delivery-status"],
-        )
-    }) {
-        let statuses = found.get_or_insert(DeliveryStatuses {
-            failed: Vec::new(),
-            any_recipient_block: false,
-        });
-        let text = String::from_utf8_lossy(part.contents());
-        for block in field_blocks(&text) {
+    let mut text = String::new();
+    let mut found = false;
+    for part in msg
+        .parts
+        .iter()
+        .filter(|p| part_type_is(p, "message", &["delivery-status", "global-delivery-status"]))
+    {
+        found = true;
+        text.push_str(&String::from_utf8_lossy(part.contents()));
+        text.push_str("\n\n");
+    }
+    found.then(|| DeliveryStatuses::read(&text))
+}
+
+impl DeliveryStatuses {
+    /// Reads the per-recipient blocks in `text`.
+    fn read(text: &str) -> Self {
+        let mut failed: Vec<FailedRecipient> = Vec::new();
+        let mut successes = 0;
+        let mut others = 0;
+        for block in field_blocks(text) {
             let Some(fields) = DsnRecipientFields::parse(&block) else {
                 continue;
             };
-            statuses.any_recipient_block = true;
+            if fields.succeeded() {
+                successes += 1;
+                continue;
+            }
+            others += 1;
             if let Some(recipient) = fields.into_failed_recipient() {
-                if !statuses
-                    .failed
-                    .iter()
-                    .any(|r| r.address == recipient.address)
-                {
-                    statuses.failed.push(recipient);
+                if !failed.iter().any(|r| r.address == recipient.address) {
+                    failed.push(recipient);
                 }
             }
         }
+        Self {
+            all_succeeded: successes > 0 && others == 0,
+            failed,
+        }
     }
-    found
 }
 
 /// Splits a delivery-status body into its field blocks (separated by blank
@@ -201,7 +238,7 @@ impl DsnRecipientFields {
                 continue;
             }
             let slot = match name.to_ascii_lowercase().as_str() {
-                "final-recipient" | "x-actual-recipient" => &mut fields.final_recipient,
+                "final-recipient" => &mut fields.final_recipient,
                 "original-recipient" => &mut fields.original_recipient,
                 "action" => &mut fields.action,
                 "status" => &mut fields.status,
@@ -216,17 +253,35 @@ impl DsnRecipientFields {
         Some(fields)
     }
 
+    /// The first word of `Action`, lower case.
+    fn action(&self) -> Option<String> {
+        self.action.as_deref().map(|a| {
+            a.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// Delivered, relayed, expanded or verified (`deliverable`, Postfix's
+    /// address verification), or a class 2 status.
+    fn succeeded(&self) -> bool {
+        let action_says_so = self.action().is_some_and(|a| {
+            matches!(
+                a.as_str(),
+                "delivered" | "relayed" | "expanded" | "deliverable"
+            )
+        });
+        let status_says_so = self
+            .status
+            .as_deref()
+            .is_some_and(|s| s.trim_start().starts_with("2."));
+        action_says_so || status_says_so
+    }
+
+    /// `None` when no recipient address parses.
     fn into_failed_recipient(self) -> Option<FailedRecipient> {
-        let action = self
-            .action
-            .as_deref()
-            .map(|a| a.split_whitespace().next().unwrap_or_default().to_ascii_lowercase());
-        if action
-            .as_deref()
-            .is_some_and(|a| matches!(a, "delivered" | "relayed" | "expanded"))
-        {
-            return None;
-        }
+        let action = self.action();
         // Original-Recipient is the address we wrote; Final-Recipient may be
         // one an alias or forward turned it into.
         let address = [&self.original_recipient, &self.final_recipient]
@@ -238,10 +293,15 @@ impl DsnRecipientFields {
             .map(|d| strip_type_prefix(&d).to_string())
             .filter(|d| !d.is_empty());
         let diagnostic_code = diagnostic.as_deref().and_then(first_status_code);
-        let status = match (self.status.as_deref().and_then(first_enhanced_code), diagnostic_code) {
+        let status = match (
+            self.status.as_deref().and_then(first_enhanced_code),
+            diagnostic_code,
+        ) {
             // A generic `5.0.0` is refined by the server's own code of the same class.
             (Some(generic), Some(specific))
-                if generic.ends_with(".0.0") && specific.enhanced && specific.class() == &generic[..1] =>
+                if generic.ends_with(".0.0")
+                    && specific.enhanced
+                    && specific.class() == &generic[..1] =>
             {
                 Some(specific.code)
             }
@@ -283,11 +343,129 @@ fn strip_type_prefix(value: &str) -> &str {
 }
 
 // ---------------------------------------------------------------------------
+// Amazon SES notifications
+
+/// An Amazon SES notification mailed by SNS: a JSON body, bare or inside
+/// SNS's own envelope (`"Type": "Notification"`, the JSON as `"Message"`).
+struct SesNotification(serde_json::Value);
+
+impl SesNotification {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim_start();
+        if !text.starts_with('{') || !text.contains("notificationType") {
+            return None;
+        }
+        // Sendmail splits lines over its length limit with `!`, newline, space.
+        let text = text.replace("!\r\n ", "").replace("!\n ", "");
+        // The JSON is followed by SNS's unsubscribe footer.
+        let value: serde_json::Value = serde_json::Deserializer::from_str(&text)
+            .into_iter()
+            .next()?
+            .ok()?;
+        let value = match value.get("Message").and_then(|m| m.as_str()) {
+            Some(inner) => serde_json::from_str(inner).ok()?,
+            None => value,
+        };
+        value
+            .get("notificationType")
+            .and_then(|t| t.as_str())
+            .is_some()
+            .then_some(Self(value))
+    }
+
+    fn kind(&self) -> &str {
+        self.0
+            .get("notificationType")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+    }
+
+    /// `None` for complaint and delivery notifications.
+    fn into_report(self) -> Option<BounceReport> {
+        if !self.kind().eq_ignore_ascii_case("bounce") {
+            return None;
+        }
+        let text = |v: &serde_json::Value, key: &str| {
+            v.get(key)
+                .and_then(|s| s.as_str())
+                .map(collapse_whitespace)
+                .filter(|s| !s.is_empty())
+        };
+        let bounce = self.0.get("bounce");
+        let permanent_type = bounce
+            .and_then(|b| text(b, "bounceType"))
+            .is_some_and(|t| t.eq_ignore_ascii_case("permanent"));
+        let recipients = bounce
+            .and_then(|b| b.get("bouncedRecipients"))
+            .and_then(|r| r.as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| {
+                        let address = EmailAddress::parse(&text(r, "emailAddress")?).ok()?;
+                        let diagnostic =
+                            text(r, "diagnosticCode").map(|d| strip_type_prefix(&d).to_string());
+                        let status = text(r, "status")
+                            .as_deref()
+                            .and_then(first_enhanced_code)
+                            .or_else(|| {
+                                diagnostic
+                                    .as_deref()
+                                    .and_then(first_status_code)
+                                    .map(|c| c.code)
+                            });
+                        let permanent = match status.as_deref() {
+                            Some(code) => code.starts_with('5'),
+                            None => permanent_type,
+                        };
+                        Some(FailedRecipient {
+                            address,
+                            status,
+                            permanent,
+                            diagnostic: diagnostic
+                                .map(|d| truncate_chars(&d, DIAGNOSTIC_MAX_CHARS)),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mail = self.0.get("mail");
+        let original_message_id = mail
+            .and_then(|m| m.get("commonHeaders"))
+            .and_then(|h| text(h, "messageId"))
+            .or_else(|| {
+                mail.and_then(|m| m.get("headers"))
+                    .and_then(|h| h.as_array())?
+                    .iter()
+                    .find(|h| text(h, "name").is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
+                    .and_then(|h| text(h, "value"))
+            })
+            .map(|id| id.trim().trim_matches(['<', '>']).to_string())
+            .filter(|id| !id.is_empty());
+        Some(BounceReport {
+            original_message_id,
+            recipients,
+        })
+    }
+}
+
+/// True when `text` is an Amazon SES bounce, complaint or delivery
+/// notification mailed by SNS.
+pub fn is_ses_notification(text: &str) -> bool {
+    SesNotification::parse(text).is_some_and(|n| {
+        ["bounce", "complaint", "delivery"]
+            .iter()
+            .any(|kind| n.kind().eq_ignore_ascii_case(kind))
+    })
+}
+
+// ---------------------------------------------------------------------------
 // The returned message
 
-/// The Message-ID of the returned message: from an attached `message/rfc822`,
-/// else a `text/rfc822-headers` part, else a `Message-ID:` line quoted in text.
-fn original_message_id(msg: &Message<'_>) -> Option<String> {
+/// The Message-ID of the returned message, most reliable source first: an
+/// attached `message/rfc822`, a `text/rfc822-headers` part, a part whose MIME
+/// headers are the original's headers, an attached message that failed to
+/// parse, the headers quoted after the explanation, any `Message-ID:` line.
+fn original_message_id(msg: &Message<'_>, text: &BounceText) -> Option<String> {
     let from_attached = msg
         .parts
         .iter()
@@ -307,25 +485,36 @@ fn original_message_id(msg: &Message<'_>) -> Option<String> {
                     .map(str::to_string)
             })
     };
+    // Any text leaf (its body, never its own headers) quoting the original.
     let from_quoted_text = || {
         msg.parts
             .iter()
-            .enumerate()
-            .filter(|(_, p)| p.message().is_none() && p.sub_parts().is_none())
-            .filter_map(|(i, p)| {
-                if i == 0 && msg.parts.len() == 1 {
-                    // A single-part bounce: its own body, not its headers.
-                    return p.text_contents().map(str::to_string);
-                }
-                if p.is_text_html() {
-                    return None;
-                }
-                Some(String::from_utf8_lossy(p.contents()).into_owned())
-            })
-            .find_map(|text| quoted_message_id(&text))
+            .filter(|p| p.message().is_none() && p.sub_parts().is_none() && !p.is_text_html())
+            .find_map(|p| quoted_message_id(&String::from_utf8_lossy(p.contents())))
+    };
+    let from_quoted_headers = || text.returned_headers()?.message_id().map(str::to_string);
+    // A part whose "MIME headers" are the returned message's own headers.
+    let from_part_headers = || {
+        msg.parts.iter().skip(1).find_map(|p| {
+            p.headers()
+                .iter()
+                .find(|h| h.name().eq_ignore_ascii_case("message-id"))
+                .and_then(|h| h.value().as_text())
+                .map(|id| id.trim().trim_matches(['<', '>']).to_string())
+        })
+    };
+    // An attached message whose headers did not parse (a blank line first).
+    let from_attached_text = || {
+        msg.parts
+            .iter()
+            .filter(|p| p.message().is_some_and(|m| m.message_id().is_none()))
+            .find_map(|p| quoted_message_id(&String::from_utf8_lossy(p.contents())))
     };
     from_attached
         .or_else(from_headers_part)
+        .or_else(from_part_headers)
+        .or_else(from_attached_text)
+        .or_else(from_quoted_headers)
         .or_else(from_quoted_text)
         .filter(|id| !id.is_empty())
 }
@@ -461,32 +650,84 @@ fn first_status_code(text: &str) -> Option<StatusCode> {
     first_status_code_at(text).map(|(_, code)| code)
 }
 
-/// The human-readable part of the bounce: its text bodies, up to where the
-/// returned original message starts.
-fn explanation_text(msg: &Message<'_>) -> String {
-    let mut text = String::new();
-    let mut i = 0;
-    while let Some(body) = msg.body_text(i) {
-        text.push_str(&body);
-        text.push('\n');
-        i += 1;
-    }
-    let mut explanation = String::new();
-    for line in text.lines() {
-        if starts_returned_message(line) {
-            break;
+/// The text of a bounce, split where it starts quoting the returned message.
+struct BounceText {
+    /// What the mail system says: the text bodies up to the returned message.
+    explanation: String,
+    /// The returned message quoted in the text, if any (headers first).
+    returned: String,
+}
+
+impl BounceText {
+    fn of(msg: &Message<'_>) -> Self {
+        let mut text = String::new();
+        let mut i = 0;
+        while let Some(body) = msg.body_text(i) {
+            text.push_str(&body);
+            text.push('\n');
+            i += 1;
         }
-        explanation.push_str(line);
-        explanation.push('\n');
+        if text.trim().is_empty() {
+            // A multipart without a usable boundary leaves no text body; its
+            // leaf parts still hold the text, MIME headers and all.
+            for part in &msg.parts {
+                let is_leaf = part.sub_parts().is_none() && part.message().is_none();
+                let is_returned =
+                    part_type_is(part, "message", &["rfc822", "global", "rfc822-headers"])
+                        || part_type_is(part, "text", &["rfc822-headers", "html"]);
+                if let Some(leaf) = part.text_contents().filter(|_| is_leaf && !is_returned) {
+                    text.push_str(leaf);
+                    text.push('\n');
+                }
+            }
+        }
+        let mut explanation = String::new();
+        let mut returned = String::new();
+        let mut in_returned = false;
+        for line in text.lines() {
+            if !in_returned {
+                in_returned = starts_returned_message(line);
+                // The marker may itself be the first header (`Received: from …`).
+                let target = match (in_returned, header_line(line)) {
+                    (false, _) => &mut explanation,
+                    (true, true) => &mut returned,
+                    (true, false) => continue,
+                };
+                target.push_str(line);
+                target.push_str("\r\n");
+            } else if !returned.is_empty() || header_line(line) {
+                // Blank and prose lines between the marker and the headers are skipped.
+                returned.push_str(line);
+                returned.push_str("\r\n");
+            }
+        }
+        Self {
+            explanation,
+            returned,
+        }
     }
-    explanation
+
+    /// The headers of the returned message quoted in the text.
+    fn returned_headers(&self) -> Option<Message<'_>> {
+        if self.returned.is_empty() {
+            return None;
+        }
+        MessageParser::default().parse_headers(self.returned.as_bytes())
+    }
+}
+
+/// True for a line shaped like a mail header: `Name: value`.
+fn header_line(line: &str) -> bool {
+    line.split_once(':').is_some_and(|(name, _)| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
 }
 
 /// True for the line where a text bounce starts quoting the original message.
 fn starts_returned_message(line: &str) -> bool {
     let trimmed = line.trim();
     let lower = trimmed.to_ascii_lowercase();
-    let is_rule = ["--", "==", "**", "__", "##"]
+    let is_rule = ["--", "==", "**", "__", "##", "|-"]
         .iter()
         .any(|rule| lower.starts_with(rule));
     if is_rule {
@@ -514,6 +755,12 @@ fn starts_returned_message(line: &str) -> bool {
     }
     [
         "original message headers",
+        "original message follows",
+        "original message:",
+        "original mail follows",
+        "message headers follow",
+        "your original message",
+        "the header of the original message",
         "below this line is a copy of the message",
         "bounced e-mail:",
         "the original message headers",
@@ -527,9 +774,18 @@ fn starts_returned_message(line: &str) -> bool {
 }
 
 fn local_part_is_daemon(address: &EmailAddress) -> bool {
+    is_daemon_local_part(address.base_local_part())
+}
+
+fn is_daemon_local_part(local: &str) -> bool {
     matches!(
-        address.base_local_part(),
-        "mailer-daemon" | "mail-daemon" | "mailerdaemon" | "postmaster" | "double-bounce"
+        local,
+        "mailer-daemon"
+            | "mail-daemon"
+            | "mailerdaemon"
+            | "postmaster"
+            | "post_master"
+            | "double-bounce"
     )
 }
 
@@ -542,10 +798,14 @@ fn own_addresses(msg: &Message<'_>) -> Vec<EmailAddress> {
         .flat_map(|a| a.iter())
         .filter_map(|a| EmailAddress::parse(a.address()?).ok())
         .collect();
-    for name in ["Return-Path", "Delivered-To", "X-Original-To"] {
+    for name in ["Return-Path", "Delivered-To"] {
         for value in msg.header_values(name) {
             if let Some(text) = value.as_text() {
-                own.extend(ADDRESS.find_iter(text).filter_map(|m| EmailAddress::parse(m.as_str()).ok()));
+                own.extend(
+                    ADDRESS
+                        .find_iter(text)
+                        .filter_map(|m| EmailAddress::parse(m.as_str()).ok()),
+                );
             }
             if let Some(addresses) = value.as_address() {
                 own.extend(
@@ -566,9 +826,11 @@ fn header_text(msg: &Message<'_>, name: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Subjects mail systems give bounces (lower case, matched anywhere).
 const BOUNCE_SUBJECTS: &[&str] = &[
-    "undeliver",
+    "undeliverable",
     "undelivered mail",
+    "undeliverable mail",
     "delivery status notification",
     "delivery failure",
     "delivery failed",
@@ -588,27 +850,45 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "not delivered",
     "delivery notification",
     "mail system error",
-    "bounce",
-    "rejected",
+    "bounce notification",
     "delayed mail",
-    "warning: could not send message",
+    "could not send",
+    "mail failure",
+    "mail failed",
 ];
 
-const BOUNCE_PHRASES: &[&str] = &[
+/// Phrases only a mail system writes at the top of a bounce (lower case).
+const BOUNCE_OPENINGS: &[&str] = &[
     "this is the qmail-send program",
     "created automatically by mail delivery software",
+    "this is the mail delivery agent",
+    "this is the mailer-daemon",
+    "this is the mail system at host",
+    "this is the postfix program",
+    "automatically generated delivery status notification",
     "could not be delivered to one or more",
     "delivery to the following recipient",
+    "delivery to the following recipients failed",
     "the following addresses had permanent fatal errors",
     "the following addresses had transient non-fatal errors",
+    "the following addresses had delivery problems",
     "did not reach the following recipient",
     "did not reach some or all of the intended recipients",
     "i'm afraid i wasn't able to deliver",
     "delivery has failed to these recipients",
+    "there was an error delivering your mail",
+    "could not be delivered to:",
     "your message could not be delivered",
-    "message could not be delivered",
-    "was not delivered to",
+    "your message was not delivered",
+    "message delivery has failed",
+    "unable to deliver your message",
+];
+
+/// Wording that says "delivery failed" in a bounce, but might be in a
+/// person's mail too: only counts when the mail is otherwise automated.
+const BOUNCE_PHRASES: &[&str] = &[
     "could not be delivered",
+    "was not delivered to",
     "undeliverable",
     "undelivered mail",
     "permanent error",
@@ -617,8 +897,10 @@ const BOUNCE_PHRASES: &[&str] = &[
     "unable to deliver",
     "delivery failed",
     "user unknown",
+    "unknown user",
     "mailbox unavailable",
     "mailbox full",
+    "mailbox is full",
     "no such user",
     "has not yet been delivered",
     "delivery attempts will continue",
@@ -626,28 +908,75 @@ const BOUNCE_PHRASES: &[&str] = &[
     "email you sent was rejected",
 ];
 
+/// Lines at the top of a text looked at by [`text_reads_as_bounce`].
+const OPENING_LINES: usize = 20;
+
+/// True when `subject` is one mail systems give bounces, and not a person's
+/// reply to or forward of one.
+pub fn subject_reads_as_bounce(subject: &str) -> bool {
+    let subject = subject.trim_start().to_lowercase();
+    let answered = [
+        "re:", "re :", "fw:", "fwd:", "aw:", "wg:", "tr:", "sv:", "vs:",
+    ]
+    .iter()
+    .any(|prefix| subject.starts_with(prefix));
+    !answered && BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s))
+}
+
+/// True when the opening lines of `text` (quoted lines aside) carry wording
+/// only mail systems write in bounces.
+pub fn text_reads_as_bounce(text: &str) -> bool {
+    let opening = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('>'))
+        .take(OPENING_LINES)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let opening = collapse_whitespace(&opening);
+    BOUNCE_OPENINGS.iter().any(|p| opening.contains(p))
+}
+
 /// For mail without a delivery-status part: does it read like a bounce?
 fn looks_like_bounce(msg: &Message<'_>, explanation: &str) -> bool {
     if msg.header_raw("X-Failed-Recipients").is_some() {
         return true;
     }
-    let from_daemon = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| EmailAddress::parse(a.address()?).ok())
-        .is_some_and(|a| local_part_is_daemon(&a));
-    let empty_return_path = msg
-        .header_raw("Return-Path")
-        .is_some_and(|r| r.trim().trim_matches(['<', '>', ' ']).is_empty());
-    let subject = msg.subject().unwrap_or_default().to_lowercase();
-    let subject_says_so = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
+    let sender_is_machine = match msg.from().and_then(|a| a.first()) {
+        // `MAILER-DAEMON` without a domain does not parse as an address.
+        Some(from) => {
+            let local = from
+                .address()
+                .unwrap_or_default()
+                .rsplit_once('@')
+                .map_or(from.address().unwrap_or_default(), |(l, _)| l)
+                .to_ascii_lowercase();
+            local.is_empty()
+                || is_daemon_local_part(&local)
+                || matches!(
+                    local.as_str(),
+                    "noreply" | "no-reply" | "donotreply" | "do-not-reply"
+                )
+        }
+        None => true,
+    };
+    let machine_return_path = msg.header_raw("Return-Path").is_some_and(|r| {
+        let r = r.trim().trim_matches(['<', '>', ' ']);
+        r.is_empty()
+            || is_daemon_local_part(&r.split('@').next().unwrap_or_default().to_ascii_lowercase())
+    });
+    let auto_submitted = header_text(msg, "Auto-Submitted");
+    let automated = sender_is_machine
+        || machine_return_path
+        || !auto_submitted.is_empty() && !auto_submitted.starts_with("no");
+
+    let subject_says_so = subject_reads_as_bounce(msg.subject().unwrap_or_default());
+    let opening_says_so = text_reads_as_bounce(explanation);
     let lower = explanation.to_lowercase();
-    let body_says_so = BOUNCE_PHRASES.iter().any(|p| lower.contains(p));
-    let automated = from_daemon
-        || empty_return_path
-        || !header_text(msg, "Auto-Submitted").is_empty()
-            && !header_text(msg, "Auto-Submitted").starts_with("no");
-    (automated && (subject_says_so || body_says_so)) || (subject_says_so && body_says_so)
+    let wording_says_so = BOUNCE_PHRASES.iter().any(|p| lower.contains(p));
+    (automated && (subject_says_so || opening_says_so || wording_says_so))
+        || (subject_says_so && opening_says_so)
 }
 
 /// The failed recipients named in a text bounce: the `X-Failed-Recipients`
@@ -658,21 +987,22 @@ fn recipients_from_text(msg: &Message<'_>, explanation: &str) -> Vec<FailedRecip
     let from_header: Vec<EmailAddress> = msg
         .header_values("X-Failed-Recipients")
         .filter_map(|v| v.as_text())
-        .flat_map(|t| ADDRESS.find_iter(t).map(|m| m.as_str().to_string()))
-        .chain(
-            msg.header_raw("X-Failed-Recipients")
-                .into_iter()
-                .flat_map(|t| ADDRESS.find_iter(t).map(|m| m.as_str().to_string())),
-        )
-        .filter_map(|a| EmailAddress::parse(&a).ok())
+        .flat_map(|t| ADDRESS.find_iter(t))
+        .filter_map(|m| EmailAddress::parse(m.as_str()).ok())
         .collect();
 
-    // Every mention of a candidate, in text order.
+    // Every mention of a candidate, in text order. An address the text asks
+    // the reader to contact is nobody's failure, wherever it appears.
     let mut mentions: Vec<(usize, usize, EmailAddress)> = Vec::new();
+    let mut contacts: Vec<EmailAddress> = Vec::new();
     for m in ADDRESS.find_iter(explanation) {
         let Ok(address) = EmailAddress::parse(m.as_str()) else {
             continue;
         };
+        if is_contact_line(explanation, m.start()) {
+            contacts.push(address);
+            continue;
+        }
         let candidate = if from_header.is_empty() {
             !own.contains(&address) && !local_part_is_daemon(&address)
         } else {
@@ -682,6 +1012,9 @@ fn recipients_from_text(msg: &Message<'_>, explanation: &str) -> Vec<FailedRecip
             mentions.push((m.start(), m.end(), address));
         }
     }
+    if from_header.is_empty() {
+        mentions.retain(|(_, _, a)| !contacts.contains(a));
+    }
     let mut addresses: Vec<EmailAddress> = Vec::new();
     for address in from_header.iter().chain(mentions.iter().map(|(_, _, a)| a)) {
         if !addresses.contains(address) {
@@ -689,39 +1022,46 @@ fn recipients_from_text(msg: &Message<'_>, explanation: &str) -> Vec<FailedRecip
         }
     }
 
-    let whole = first_status_code_at(explanation);
     let delayed = reads_as_delay(explanation);
     addresses
         .into_iter()
         .map(|address| {
-            // From the first mention of this address to the first mention of
-            // another one: the part of the text about this recipient.
-            let section = mentions
-                .iter()
-                .position(|(_, _, a)| *a == address)
-                .map(|first| {
-                    let start = mentions[first].1;
-                    let end = mentions[first..]
-                        .iter()
-                        .find(|(_, _, a)| *a != address)
-                        .map_or(explanation.len(), |(s, _, _)| *s);
-                    &explanation[start..end.max(start)]
+            // The text about this recipient: from its first mention to the
+            // first mention of another one. Named only in X-Failed-Recipients,
+            // the whole text is about it.
+            let first = mentions.iter().position(|(_, _, a)| *a == address);
+            let (start, end) = first.map_or((0, explanation.len()), |first| {
+                let start = mentions[first].1;
+                let end = mentions[first..]
+                    .iter()
+                    .find(|(_, _, a)| *a != address)
+                    .map_or(explanation.len(), |(s, _, _)| *s);
+                (start, end.max(start))
+            });
+            let section = &explanation[start..end];
+            // A code on the address's own line (`554 <a@b>... error`) first,
+            // then the first one after it, then the first one anywhere.
+            let own_line = first.map(|first| mentions[first].0);
+            let found = own_line
+                .and_then(|at| {
+                    let line = line_around(explanation, at);
+                    first_status_code(&line).map(|code| (code, line))
                 })
-                .unwrap_or_default();
-            let (status, diagnostic) = match first_status_code_at(section) {
-                Some((at, code)) => (Some(code), Some(line_around(section, at))),
-                None => match &whole {
-                    Some((at, _)) => (
-                        first_status_code(explanation),
-                        Some(line_around(explanation, *at)),
-                    ),
-                    None => (None, first_nonempty_line(section)),
-                },
+                .or_else(|| {
+                    first_status_code_at(section)
+                        .map(|(at, code)| (code, line_around(explanation, start + at)))
+                })
+                .or_else(|| {
+                    first_status_code_at(explanation)
+                        .map(|(at, code)| (code, line_around(explanation, at)))
+                });
+            let (status, diagnostic) = match found {
+                Some((code, line)) => (Some(code.code), Some(line)),
+                None => (None, describe_section(section)),
             };
-            let status = status.map(|s| s.code);
             let permanent = match status.as_deref() {
                 Some(code) => code.starts_with('5'),
-                None => !delayed,
+                None => !delayed && !reads_as_temporary(section),
             };
             FailedRecipient {
                 address,
@@ -735,14 +1075,85 @@ fn recipients_from_text(msg: &Message<'_>, explanation: &str) -> Vec<FailedRecip
         .collect()
 }
 
+/// When the bounce names nobody: the one recipient of the returned message,
+/// if it had exactly one, with the first status code of the explanation.
+fn sole_recipient_of_returned_message(
+    msg: &Message<'_>,
+    text: &BounceText,
+) -> Option<FailedRecipient> {
+    let explanation = text.explanation.as_str();
+    let own = own_addresses(msg);
+    let recipients_of = |m: &Message<'_>| -> Vec<EmailAddress> {
+        let mut found: Vec<EmailAddress> = Vec::new();
+        for address in [m.to(), m.cc()]
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a.iter())
+            .filter_map(|a| EmailAddress::parse(a.address()?).ok())
+        {
+            if !own.contains(&address) && !found.contains(&address) {
+                found.push(address);
+            }
+        }
+        found
+    };
+    let attached = msg
+        .parts
+        .iter()
+        .find_map(|p| p.message())
+        .map(recipients_of);
+    let headers_part = || {
+        msg.parts
+            .iter()
+            .filter(|p| {
+                part_type_is(p, "text", &["rfc822-headers"])
+                    || part_type_is(p, "message", &["rfc822-headers", "global-headers"])
+            })
+            .find_map(|p| MessageParser::default().parse_headers(p.contents()))
+            .map(|m| recipients_of(&m))
+    };
+    let quoted = || text.returned_headers().map(|m| recipients_of(&m));
+    let recipients = attached.or_else(headers_part).or_else(quoted)?;
+    let [address] = <[EmailAddress; 1]>::try_from(recipients).ok()?;
+    let found = first_status_code_at(explanation);
+    let status = found.as_ref().map(|(_, code)| code.code.clone());
+    let permanent = match status.as_deref() {
+        Some(code) => code.starts_with('5'),
+        None => !reads_as_delay(explanation),
+    };
+    Some(FailedRecipient {
+        address,
+        status,
+        permanent,
+        diagnostic: found
+            .map(|(at, _)| line_around(explanation, at))
+            .filter(|d| !d.is_empty())
+            .map(|d| truncate_chars(&d, DIAGNOSTIC_MAX_CHARS)),
+    })
+}
+
 /// True when the text at `at` lies on a `From:` / `To:`-style header line,
 /// which names the sender or repeats the original headers.
 fn is_in_header_line(text: &str, at: usize) -> bool {
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..at].trim_start().to_ascii_lowercase();
-    ["from:", "sender:", "reply-to:", "return-path:", "message-id:", "references:", "in-reply-to:"]
-        .iter()
-        .any(|h| line.starts_with(h))
+    [
+        "from:",
+        "sender:",
+        "reply-to:",
+        "return-path:",
+        "to:",
+        "cc:",
+        "subject:",
+        "message-id:",
+        "references:",
+        "in-reply-to:",
+        "original-envelope-id:",
+        "envelope-id:",
+        "x-",
+    ]
+    .iter()
+    .any(|h| line.starts_with(h))
 }
 
 fn reads_as_delay(text: &str) -> bool {
@@ -768,10 +1179,38 @@ fn line_around(text: &str, at: usize) -> String {
     collapse_whitespace(&text[start..end])
 }
 
-fn first_nonempty_line(text: &str) -> Option<String> {
-    text.lines()
-        .map(|l| collapse_whitespace(l.trim_start_matches([':', '>'])))
-        .find(|l| !l.is_empty())
+/// What the text after a recipient's address says about it: the rest of the
+/// address's line, or else the next line (`addr on <date>` lines skipped).
+fn describe_section(section: &str) -> Option<String> {
+    section
+        .lines()
+        .map(|l| collapse_whitespace(l.trim_start_matches(['>', ':', ']', ')', '"', ' ', '\t'])))
+        .find(|l| l.chars().any(char::is_alphanumeric) && !l.starts_with("on "))
+}
+
+/// True when the text about one recipient says the failure is temporary or
+/// the message merely expired in the queue.
+fn reads_as_temporary(section: &str) -> bool {
+    let lower = section.to_lowercase();
+    [
+        "retry timeout exceeded",
+        "failing for a long time",
+        "expired",
+        "try again later",
+        "temporar",
+        "delayed",
+        "will retry",
+        "will be retried",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
+}
+
+/// True when the text at `at` lies on a line asking the reader to contact
+/// someone (`please contact <postmaster@…>`), not naming a recipient.
+fn is_contact_line(text: &str, at: usize) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    text[line_start..at].to_lowercase().contains("contact")
 }
 
 fn collapse_whitespace(text: &str) -> String {
@@ -815,7 +1254,7 @@ Action: failed\r\n\
 Status: 5.1.1\r\n\
 Remote-MTA: dns; mx.customer.test\r\n\
 Diagnostic-Code: smtp; 550 5.1.1 <alice@customer.test>: Recipient address\r\n\
-    rejected: User unknown\r\n\
+\x20   rejected: User unknown\r\n\
 \r\n\
 Final-Recipient: rfc822; bob@customer.test\r\n\
 Action: delivered\r\n\
@@ -962,6 +1401,127 @@ Subject: Printer\r\nMessage-ID: <a@customer.test>\r\n\r\nIt says 550 5.1.1 user 
         }
         assert_eq!(parse_bounce(b"not a mail at all"), None);
         assert_eq!(parse_bounce(b"\0\0\0\xff\xfe"), None);
+    }
+
+    #[test]
+    fn reads_an_exim_bounce_and_skips_contact_addresses() {
+        let raw = "Return-path: <>\r\n\
+X-Failed-Recipients: grace@customer.test\r\n\
+Auto-Submitted: auto-replied\r\n\
+From: Mail Delivery System <Mailer-Daemon@mx.example.test>\r\n\
+To: support@helpdesk.test\r\n\
+Subject: Mail delivery failed: returning message to sender\r\n\
+\r\n\
+This message was created automatically by mail delivery software.\r\n\
+For help, please contact admin@mx.example.test.\r\n\
+\r\n\
+A message that you sent could not be delivered to one or more of its\r\n\
+recipients. This is a permanent error. The following address(es) failed:\r\n\
+\r\n\
+  grace@customer.test\r\n\
+    host mx.customer.test [192.0.2.7]\r\n\
+    SMTP error from remote mail server after RCPT TO:<grace@customer.test>:\r\n\
+    550 5.2.1 Mailbox disabled\r\n\
+\r\n\
+------ This is a copy of the message, including all the headers. ------\r\n\
+\r\n\
+Return-path: <support@helpdesk.test>\r\n\
+To: grace@customer.test\r\n\
+Message-Id: <pd.1.exim@helpdesk.test>\r\n\
+\r\n\
+Hello\r\n";
+        let report = parse_bounce(raw.as_bytes()).unwrap();
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("pd.1.exim@helpdesk.test")
+        );
+        assert_eq!(report.recipients.len(), 1, "{report:?}");
+        let grace = &report.recipients[0];
+        assert_eq!(grace.address.as_str(), "grace@customer.test");
+        assert_eq!(grace.status.as_deref(), Some("5.2.1"));
+        assert_eq!(
+            grace.diagnostic.as_deref(),
+            Some("550 5.2.1 Mailbox disabled")
+        );
+    }
+
+    #[test]
+    fn a_report_with_a_broken_boundary_is_read_from_its_text() {
+        let raw = "From: MAILER-DAEMON@mx.example.test\r\nTo: support@helpdesk.test\r\n\
+Subject: Returned mail: see transcript for details\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"gone\"\r\n\r\n\
+The original message was received at Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n\
+Reporting-MTA: dns; mx.example.test\r\n\r\n\
+Final-Recipient: RFC822; heidi@customer.test\r\n\
+Action: failed\r\n\
+Status: 5.1.2\r\n\r\n";
+        let report = parse_bounce(raw.as_bytes()).unwrap();
+        assert_eq!(report.recipients[0].address.as_str(), "heidi@customer.test");
+        assert_eq!(report.recipients[0].status.as_deref(), Some("5.1.2"));
+    }
+
+    #[test]
+    fn reads_an_amazon_ses_notification() {
+        let raw = "From: no-reply@sns.amazonaws.com\r\nTo: support@helpdesk.test\r\n\
+Subject: AWS Notification Message\r\n\r\n\
+{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\",\
+\"bouncedRecipients\":[{\"emailAddress\":\"ivan@customer.test\",\"action\":\"failed\",\
+\"status\":\"5.1.1\",\"diagnosticCode\":\"smtp; 550 5.1.1 user unknown\"}]},\
+\"mail\":{\"commonHeaders\":{\"messageId\":\"<pd.1.ses@helpdesk.test>\"}}}\r\n\r\n\
+--\r\nIf you wish to stop receiving notifications from this topic, click below.\r\n";
+        let report = parse_bounce(raw.as_bytes()).unwrap();
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("pd.1.ses@helpdesk.test")
+        );
+        let ivan = &report.recipients[0];
+        assert_eq!(ivan.address.as_str(), "ivan@customer.test");
+        assert_eq!(ivan.status.as_deref(), Some("5.1.1"));
+        assert_eq!(ivan.diagnostic.as_deref(), Some("550 5.1.1 user unknown"));
+        assert!(is_ses_notification(&raw[raw.find('{').unwrap()..]));
+    }
+
+    #[test]
+    fn complaints_receipts_and_successes_are_not_bounces() {
+        let report = |report_type: &str, fields: &str| {
+            format!(
+                "From: MAILER-DAEMON@mx.example.test\r\nTo: support@helpdesk.test\r\n\
+Subject: Report\r\n\
+Content-Type: multipart/report; report-type={report_type}; boundary=\"R\"\r\n\r\n\
+--R\r\nContent-Type: text/plain\r\n\r\nA report.\r\n\
+--R\r\nContent-Type: message/{report_type}\r\n\r\n{fields}\r\n--R--\r\n"
+            )
+        };
+        let complaint = report("feedback-report", "Feedback-Type: abuse\r\n");
+        let receipt = report(
+            "disposition-notification",
+            "Disposition: manual-action/MDN-sent-manually; displayed\r\n",
+        );
+        let success = report(
+            "delivery-status",
+            "Reporting-MTA: dns; mx.example.test\r\n\r\n\
+Final-Recipient: rfc822; judy@customer.test\r\nAction: delivered\r\nStatus: 2.0.0\r\n",
+        );
+        for raw in [complaint, receipt, success] {
+            assert_eq!(parse_bounce(raw.as_bytes()), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn bounce_wording() {
+        assert!(subject_reads_as_bounce("Undeliverable: Your ticket"));
+        assert!(subject_reads_as_bounce("Mail delivery failed"));
+        assert!(!subject_reads_as_bounce("Fwd: Undeliverable: Your ticket"));
+        assert!(!subject_reads_as_bounce("Re: Mail delivery failed"));
+        assert!(!subject_reads_as_bounce("Printer broken"));
+        assert!(text_reads_as_bounce(
+            "Hi. This is the qmail-send program at mx.example.test.\n"
+        ));
+        assert!(!text_reads_as_bounce(
+            "Hi,\n\nmy printer is broken, can you help?\n"
+        ));
+        let quoted = "Hi,\n> This message was created automatically by mail delivery software.\n";
+        assert!(!text_reads_as_bounce(quoted), "quoted lines do not count");
     }
 
     #[test]

@@ -171,7 +171,17 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
         precedence: header_text("Precedence"),
         x_autoreply: header_text("X-Autoreply").is_some() || header_text("X-Autorespond").is_some(),
         x_auto_response_suppress: header_text("X-Auto-Response-Suppress").is_some(),
-        list_id: header_text("List-Id").is_some(),
+        // List mail: RFC 2369/2919 headers, and the fml/majordomo-style
+        // list servers that send only their own.
+        list_id: [
+            "List-Id",
+            "List-Subscribe",
+            "List-Unsubscribe",
+            "X-MLServer",
+            "X-ML-Name",
+        ]
+        .iter()
+        .any(|h| header_text(h).is_some()),
         empty_return_path: header_text("Return-Path")
             .map(|r| r.trim_matches(['<', '>', ' ']).is_empty())
             .unwrap_or(false),

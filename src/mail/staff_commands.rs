@@ -171,7 +171,7 @@ pub enum DurationProblem {
     Unreadable,
     /// Zero minutes, which books nothing.
     Zero,
-    /// More than [`MAX_MINUTES_PER_COMMAND`].
+    /// More than 24 hours in one command.
     TooLong,
 }
 
