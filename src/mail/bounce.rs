@@ -16,8 +16,8 @@
 //! `message/rfc822`, a `text/rfc822-headers` part, or headers quoted in text.
 //!
 //! Complaint reports (ARF), read receipts and success notifications are not
-//! bounces and give `None`. [`subject_reads_as_bounce`], [`text_reads_as_bounce`]
-//! and [`is_ses_notification`] are the wording checks `classify` shares.
+//! bounces and give `None`. The `is_*` and `*_reads_as_bounce` functions are
+//! the checks `classify` shares.
 
 use std::sync::LazyLock;
 
@@ -166,13 +166,17 @@ fn delivery_status_recipients(msg: &Message<'_>) -> Option<DeliveryStatuses> {
     found.then(|| DeliveryStatuses::read(&text))
 }
 
+/// Most field blocks read from delivery-status parts; real reports have one
+/// per recipient, and a cap keeps hostile input cheap.
+const MAX_DSN_BLOCKS: usize = 1000;
+
 impl DeliveryStatuses {
     /// Reads the per-recipient blocks in `text`.
     fn read(text: &str) -> Self {
         let mut failed: Vec<FailedRecipient> = Vec::new();
         let mut successes = 0;
         let mut others = 0;
-        for block in field_blocks(text) {
+        for block in field_blocks(text).into_iter().take(MAX_DSN_BLOCKS) {
             let Some(fields) = DsnRecipientFields::parse(&block) else {
                 continue;
             };
@@ -650,6 +654,10 @@ fn first_status_code(text: &str) -> Option<StatusCode> {
     first_status_code_at(text).map(|(_, code)| code)
 }
 
+/// How much of a bounce's text is read: explanations are short, and a cap
+/// keeps hostile input cheap.
+const MAX_BOUNCE_TEXT_BYTES: usize = 64 * 1024;
+
 /// The text of a bounce, split where it starts quoting the returned message.
 struct BounceText {
     /// What the mail system says: the text bodies up to the returned message.
@@ -684,7 +692,11 @@ impl BounceText {
         let mut explanation = String::new();
         let mut returned = String::new();
         let mut in_returned = false;
-        for line in text.lines() {
+        let mut end = text.len().min(MAX_BOUNCE_TEXT_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        for line in text[..end].lines() {
             if !in_returned {
                 in_returned = starts_returned_message(line);
                 // The marker may itself be the first header (`Received: from …`).
@@ -773,20 +785,33 @@ fn starts_returned_message(line: &str) -> bool {
         || line.starts_with("Received: ")
 }
 
-fn local_part_is_daemon(address: &EmailAddress) -> bool {
-    is_daemon_local_part(address.base_local_part())
+/// True for the local parts mail systems send bounces from
+/// (`MAILER-DAEMON`, `postmaster` …), in any case.
+pub fn is_daemon_local_part(local: &str) -> bool {
+    [
+        "mailer-daemon",
+        "mail-daemon",
+        "mailerdaemon",
+        "postmaster",
+        "post_master",
+        "double-bounce",
+    ]
+    .iter()
+    .any(|daemon| local.eq_ignore_ascii_case(daemon))
 }
 
-fn is_daemon_local_part(local: &str) -> bool {
-    matches!(
-        local,
-        "mailer-daemon"
-            | "mail-daemon"
-            | "mailerdaemon"
-            | "postmaster"
-            | "post_master"
-            | "double-bounce"
-    )
+/// True for the local parts of addresses nobody reads (`no-reply` …).
+pub fn is_no_reply_local_part(local: &str) -> bool {
+    [
+        "noreply",
+        "no-reply",
+        "no_reply",
+        "donotreply",
+        "do-not-reply",
+        "do_not_reply",
+    ]
+    .iter()
+    .any(|no_reply| local.eq_ignore_ascii_case(no_reply))
 }
 
 /// Addresses of the bounce itself (its sender, the original sender it is
@@ -946,25 +971,15 @@ fn looks_like_bounce(msg: &Message<'_>, explanation: &str) -> bool {
     let sender_is_machine = match msg.from().and_then(|a| a.first()) {
         // `MAILER-DAEMON` without a domain does not parse as an address.
         Some(from) => {
-            let local = from
-                .address()
-                .unwrap_or_default()
-                .rsplit_once('@')
-                .map_or(from.address().unwrap_or_default(), |(l, _)| l)
-                .to_ascii_lowercase();
-            local.is_empty()
-                || is_daemon_local_part(&local)
-                || matches!(
-                    local.as_str(),
-                    "noreply" | "no-reply" | "donotreply" | "do-not-reply"
-                )
+            let address = from.address().unwrap_or_default();
+            let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
+            local.is_empty() || is_daemon_local_part(local) || is_no_reply_local_part(local)
         }
         None => true,
     };
     let machine_return_path = msg.header_raw("Return-Path").is_some_and(|r| {
         let r = r.trim().trim_matches(['<', '>', ' ']);
-        r.is_empty()
-            || is_daemon_local_part(&r.split('@').next().unwrap_or_default().to_ascii_lowercase())
+        r.is_empty() || is_daemon_local_part(r.split('@').next().unwrap_or_default())
     });
     let auto_submitted = header_text(msg, "Auto-Submitted");
     let automated = sender_is_machine
@@ -978,6 +993,9 @@ fn looks_like_bounce(msg: &Message<'_>, explanation: &str) -> bool {
     (automated && (subject_says_so || opening_says_so || wording_says_so))
         || (subject_says_so && opening_says_so)
 }
+
+/// Most recipients read from a text bounce; real ones name a handful.
+const MAX_TEXT_RECIPIENTS: usize = 100;
 
 /// The failed recipients named in a text bounce: the `X-Failed-Recipients`
 /// header when there is one, else the addresses in the explanation that are
@@ -1004,7 +1022,7 @@ fn recipients_from_text(msg: &Message<'_>, explanation: &str) -> Vec<FailedRecip
             continue;
         }
         let candidate = if from_header.is_empty() {
-            !own.contains(&address) && !local_part_is_daemon(&address)
+            !own.contains(&address) && !is_daemon_local_part(address.base_local_part())
         } else {
             from_header.contains(&address)
         };
@@ -1017,6 +1035,9 @@ fn recipients_from_text(msg: &Message<'_>, explanation: &str) -> Vec<FailedRecip
     }
     let mut addresses: Vec<EmailAddress> = Vec::new();
     for address in from_header.iter().chain(mentions.iter().map(|(_, _, a)| a)) {
+        if addresses.len() == MAX_TEXT_RECIPIENTS {
+            break;
+        }
         if !addresses.contains(address) {
             addresses.push(address.clone());
         }
@@ -1135,8 +1156,7 @@ fn sole_recipient_of_returned_message(
 /// True when the text at `at` lies on a `From:` / `To:`-style header line,
 /// which names the sender or repeats the original headers.
 fn is_in_header_line(text: &str, at: usize) -> bool {
-    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..at].trim_start().to_ascii_lowercase();
+    let line = line_before(text, at).trim_start().to_ascii_lowercase();
     [
         "from:",
         "sender:",
@@ -1172,11 +1192,20 @@ fn reads_as_delay(text: &str) -> bool {
 }
 
 /// The line of `text` containing byte offset `at`, whitespace collapsed.
+/// At most [`LINE_LOOKBACK`] bytes either side of `at`.
 fn line_around(text: &str, at: usize) -> String {
-    let at = at.min(text.len());
-    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-    collapse_whitespace(&text[start..end])
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = line_before(text, at);
+    let mut end = text.len().min(at + LINE_LOOKBACK);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let after = &text[at..end];
+    let after = after.find('\n').map_or(after, |i| &after[..i]);
+    collapse_whitespace(&format!("{before}{after}"))
 }
 
 /// What the text after a recipient's address says about it: the rest of the
@@ -1209,9 +1238,23 @@ fn reads_as_temporary(section: &str) -> bool {
 /// True when the text at `at` lies on a line asking the reader to contact
 /// someone (`please contact <postmaster@…>`), not naming a recipient.
 fn is_contact_line(text: &str, at: usize) -> bool {
-    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    text[line_start..at].to_lowercase().contains("contact")
+    line_before(text, at).to_lowercase().contains("contact")
 }
+
+/// The start of the line holding byte offset `at`, up to `at`: at most
+/// [`LINE_LOOKBACK`] bytes, so a huge single-line text stays cheap.
+/// `at` must be a char boundary.
+fn line_before(text: &str, at: usize) -> &str {
+    let mut from = at.saturating_sub(LINE_LOOKBACK);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let window = &text[from..at];
+    window.rfind('\n').map_or(window, |i| &window[i + 1..])
+}
+
+/// How far [`line_before`] and [`line_around`] look for a line's ends.
+const LINE_LOOKBACK: usize = 512;
 
 fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -1,7 +1,8 @@
 //! What kind of mail a parsed message is, decided from its headers before
-//! anything is answered (SPEC §2 step 3). Automated mail is never acknowledged
-//! and never opens a ticket, which is what keeps two auto-responders from
-//! talking to each other forever.
+//! anything is answered (SPEC §2 step 3); for bounces whose headers do not
+//! say so, from the sender, the subject and the opening lines. Automated mail
+//! is never acknowledged and never opens a ticket, which is what keeps two
+//! auto-responders from talking to each other forever.
 
 use super::bounce;
 use super::parse::InboundMail;
@@ -44,7 +45,7 @@ pub fn classify(mail: &InboundMail) -> (Classification, &'static str) {
     let sender_is_daemon = mail
         .from
         .as_ref()
-        .is_some_and(|f| is_daemon_local_part(f.address.base_local_part()));
+        .is_some_and(|f| bounce::is_daemon_local_part(f.address.base_local_part()));
     if h.multipart_report {
         return (Classification::Bounce, "Content-Type: multipart/report");
     }
@@ -59,6 +60,35 @@ pub fn classify(mail: &InboundMail) -> (Classification, &'static str) {
     }
     if h.spam_flag {
         return (Classification::Spam, "upstream spam flag");
+    }
+    // Bounces first: many carry Auto-Submitted or Precedence as well, and
+    // only a bounce gets its failed recipients read.
+    if sender_is_daemon {
+        return (Classification::Bounce, "mailer-daemon sender");
+    }
+    if bounce::is_ses_notification(&mail.text) {
+        return (
+            Classification::Bounce,
+            "Amazon SES bounce or complaint notification",
+        );
+    }
+    if is_complaint_report_subject(&mail.subject) {
+        return (Classification::Bounce, "complaint report subject");
+    }
+    // A bounce whose sender did not parse (`MAILER-DAEMON <>`) or is a
+    // no-reply address: the wording decides, as nobody could answer it anyway.
+    let sender_is_machine = mail
+        .from
+        .as_ref()
+        .is_none_or(|f| bounce::is_no_reply_local_part(f.address.base_local_part()));
+    if (sender_is_machine || h.empty_return_path)
+        && (bounce::subject_reads_as_bounce(&mail.subject)
+            || bounce::text_reads_as_bounce(&mail.text))
+    {
+        return (
+            Classification::Bounce,
+            "no usable sender and bounce wording",
+        );
     }
     if h.auto_submitted
         .as_deref()
@@ -81,33 +111,6 @@ pub fn classify(mail: &InboundMail) -> (Classification, &'static str) {
     if h.x_auto_response_suppress {
         return (Classification::Automated, "X-Auto-Response-Suppress");
     }
-    if sender_is_daemon {
-        return (Classification::Bounce, "mailer-daemon sender");
-    }
-    if bounce::is_ses_notification(&mail.text) {
-        return (
-            Classification::Bounce,
-            "Amazon SES bounce or complaint notification",
-        );
-    }
-    if is_complaint_report_subject(&mail.subject) {
-        return (Classification::Bounce, "complaint report subject");
-    }
-    // A bounce whose sender did not parse (`MAILER-DAEMON <>`) or is a
-    // no-reply address: the wording decides, as nobody could answer it anyway.
-    let sender_is_machine = mail
-        .from
-        .as_ref()
-        .is_none_or(|f| is_no_reply_local_part(f.address.base_local_part()));
-    if (sender_is_machine || h.empty_return_path)
-        && (bounce::subject_reads_as_bounce(&mail.subject)
-            || bounce::text_reads_as_bounce(&mail.text))
-    {
-        return (
-            Classification::Bounce,
-            "no usable sender and bounce wording",
-        );
-    }
     if h.empty_return_path {
         return (Classification::Automated, "Return-Path <>");
     }
@@ -115,31 +118,6 @@ pub fn classify(mail: &InboundMail) -> (Classification, &'static str) {
         return (Classification::Automated, "auto-reply subject");
     }
     (Classification::Human, "no automation header")
-}
-
-fn is_daemon_local_part(local: &str) -> bool {
-    [
-        "mailer-daemon",
-        "mail-daemon",
-        "mailerdaemon",
-        "postmaster",
-        "post_master",
-    ]
-    .iter()
-    .any(|daemon| local.eq_ignore_ascii_case(daemon))
-}
-
-fn is_no_reply_local_part(local: &str) -> bool {
-    [
-        "noreply",
-        "no-reply",
-        "no_reply",
-        "donotreply",
-        "do-not-reply",
-        "do_not_reply",
-    ]
-    .iter()
-    .any(|no_reply| local.eq_ignore_ascii_case(no_reply))
 }
 
 /// An RFC 3464 delivery report or RFC 5965 complaint report sent inside
