@@ -12,19 +12,8 @@ use postdesk::app::App;
 use postdesk::clock::{ManualClock, SharedClock};
 use postdesk::db::{conversation, outbox, tickets};
 use postdesk::domain::TicketNumber;
-use postdesk::mail::ingest::{ActionPlan, Delivery, Outcome, Source};
+use postdesk::mail::ingest::{ActionPlan, Outcome, Source};
 use postdesk::mail::threading::ThreadRule;
-
-async fn ingest(app: &App, raw: &[u8]) -> Outcome {
-    app.ingestor
-        .ingest(Delivery {
-            source: Source::Pipe,
-            raw,
-            oversized_bytes: None,
-        })
-        .await
-        .expect("no temporary failure")
-}
 
 /// A test world: a customer with Alice, a clock we move, ticket T-1001
 /// opened by Alice with Bob in CC.
@@ -107,6 +96,17 @@ impl World {
             .collect()
     }
 
+    /// The latest inbound message of ticket `number`.
+    async fn last_inbound(&self, number: &str) -> tickets::MessageView {
+        let ticket = self.ticket(number).await;
+        ticket
+            .messages
+            .into_iter()
+            .rev()
+            .find(|m| m.direction == "in")
+            .expect("an inbound message")
+    }
+
     async fn queued_count(&self) -> usize {
         let mut conn = self.app.db.conn().await.unwrap();
         outbox::list(&mut conn).await.unwrap().len()
@@ -147,13 +147,7 @@ It happened again at 10:00.\r\n\r\nOn Mon, 23 Nov 2026 at 10:00, Example IT <{su
             kind: "reply".into()
         }
     );
-    let ticket = w.ticket("1001").await;
-    let last_in = ticket
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.direction == "in")
-        .unwrap();
+    let last_in = w.last_inbound("1001").await;
     assert_eq!(last_in.visibility, "public");
     assert_eq!(
         last_in.trimmed.as_deref(),
@@ -189,13 +183,7 @@ From: Example IT <{support}>\r\nSent: Monday, November 23, 2026 10:00 AM\r\nSubj
         ingest(&w.app, reply.as_bytes()).await,
         Outcome::Added { .. }
     ));
-    let ticket = w.ticket("1001").await;
-    let last_in = ticket
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.direction == "in")
-        .unwrap();
+    let last_in = w.last_inbound("1001").await;
     assert_eq!(last_in.trimmed.as_deref(), Some("Still broken here too."));
 }
 
@@ -225,13 +213,7 @@ async fn reply_token_threads_and_a_stranger_becomes_an_internal_note() {
             kind: "internal-note".into()
         }
     );
-    let ticket = w.ticket("1001").await;
-    let note = ticket
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.direction == "in")
-        .unwrap();
+    let note = w.last_inbound("1001").await;
     assert_eq!(note.visibility, "internal", "never public");
     assert_eq!(
         w.queued_since(before).await,

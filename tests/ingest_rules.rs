@@ -10,18 +10,7 @@ use std::path::Path;
 use common::*;
 use postdesk::db::{inbound, outbox, tickets};
 use postdesk::domain::TicketNumber;
-use postdesk::mail::ingest::{ActionPlan, Delivery, Outcome, Source};
-
-async fn ingest(app: &postdesk::app::App, raw: &[u8]) -> Outcome {
-    app.ingestor
-        .ingest(Delivery {
-            source: Source::Pipe,
-            raw,
-            oversized_bytes: None,
-        })
-        .await
-        .expect("no temporary failure")
-}
+use postdesk::mail::ingest::{ActionPlan, Outcome, Source};
 
 /// Acknowledgements queued (staff notifications are queued beside them).
 async fn acks(conn: &mut postdesk::db::Conn) -> usize {

@@ -28,6 +28,18 @@ pub struct InboundMail {
     pub headers: AutomationHeaders,
 }
 
+impl InboundMail {
+    /// The thread this mail continues, itself included: what the
+    /// `References` of an answer to it carry.
+    pub fn thread_ids(&self) -> Vec<String> {
+        self.references
+            .iter()
+            .chain(self.message_id.iter())
+            .cloned()
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Sender {
     pub address: EmailAddress,

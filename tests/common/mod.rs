@@ -305,6 +305,18 @@ Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text
     .into_bytes()
 }
 
+/// Ingests `raw` as the MTA pipe would hand it over.
+pub async fn ingest(app: &App, raw: &[u8]) -> postdesk::mail::ingest::Outcome {
+    app.ingestor
+        .ingest(postdesk::mail::ingest::Delivery {
+            source: postdesk::mail::ingest::Source::Pipe,
+            raw,
+            oversized_bytes: None,
+        })
+        .await
+        .expect("no temporary failure")
+}
+
 /// The header value `name` of a raw message (first occurrence, unfolded).
 pub fn header(raw: &[u8], name: &str) -> Option<String> {
     let msg = mail_parser::MessageParser::default().parse(raw)?;

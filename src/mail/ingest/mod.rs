@@ -400,7 +400,7 @@ impl Ingestor {
                 reason: "our own mail came back".into(),
             },
             Classification::Bounce => {
-                let suppress = self.hard_failures(plan.bounce.as_ref(), thread.is_some(), mail);
+                let suppress = self.hard_failures(plan.bounce.as_ref(), thread.is_some());
                 if thread.is_none() && suppress.is_empty() {
                     ActionPlan::Ignore {
                         reason: "bounce or delivery report not matched to a mail of ours".into(),
@@ -740,12 +740,7 @@ impl Ingestor {
     /// Addresses a bounce says are permanently undeliverable — believed only
     /// when the bounce is about a mail of ours (a matched ticket or a signed
     /// Message-ID), so nobody can silence an address with a forged bounce.
-    fn hard_failures(
-        &self,
-        bounce: Option<&BounceReport>,
-        matched: bool,
-        _mail: &InboundMail,
-    ) -> Vec<String> {
+    fn hard_failures(&self, bounce: Option<&BounceReport>, matched: bool) -> Vec<String> {
         let Some(b) = bounce else { return Vec::new() };
         let ours = matched
             || b.original_message_id
@@ -897,15 +892,7 @@ impl Ingestor {
             "text": if mail.is_some() { ctx.plan.trimmed_text.as_str() } else { "" },
             "ticket": self.ticket_data(tx, ticket).await?,
         });
-        let references: Vec<String> = mail
-            .map(|m| {
-                m.references
-                    .iter()
-                    .chain(m.message_id.iter())
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let references = mail.map(InboundMail::thread_ids).unwrap_or_default();
         let queued = self
             .mailer
             .queue(

@@ -95,10 +95,12 @@ impl Ingestor {
         if let Some(a) = &assignee {
             conversation::set_assignee(tx, ticket_id, a, now).await?;
         }
-        if let ActionPlan::NewTicket {
-            continues: Some(earlier),
-        } = &plan.action
-        {
+        // A late reply to a closed ticket: the new one continues it.
+        let continues = match &plan.action {
+            ActionPlan::NewTicket { continues } => continues.as_deref(),
+            _ => None,
+        };
+        if let Some(earlier) = continues {
             if let Some(earlier) = conversation::ticket_by_number(tx, earlier).await? {
                 conversation::link_to(tx, ticket_id, earlier.id).await?;
             }
@@ -137,21 +139,15 @@ impl Ingestor {
             )
             .await?;
         if for_client.is_none() {
-            let headline = if plan.thread.rule.is_none()
-                && matches!(plan.action, ActionPlan::NewTicket { continues: Some(_) })
-            {
-                "New ticket (continues a closed one)"
-            } else {
-                "New ticket"
-            };
-            let notice = match &plan.action {
-                ActionPlan::NewTicket {
-                    continues: Some(earlier),
-                } => Some(format!(
-                    "This reply came after {earlier} was closed for more than {} days, so it opened a new ticket linked to it.",
-                    cfg.tickets.reopen_days
-                )),
-                _ => None,
+            let (headline, notice) = match continues {
+                Some(earlier) => (
+                    "New ticket (continues a closed one)",
+                    Some(format!(
+                        "This reply came after {earlier} was closed for more than {} days, so it opened a new ticket linked to it.",
+                        cfg.tickets.reopen_days
+                    )),
+                ),
+                None => ("New ticket", None),
             };
             queued |= self
                 .notify_staff(tx, ctx, &ticket, headline, notice, Some(mail))
@@ -216,12 +212,7 @@ impl Ingestor {
             "expected_response": describe_duration(cfg.sla.first_response(priority)),
             "truncated": ctx.delivery.oversized_bytes.map(human_size),
         });
-        let references: Vec<String> = mail
-            .references
-            .iter()
-            .chain(mail.message_id.iter())
-            .cloned()
-            .collect();
+        let references = mail.thread_ids();
         let queued = self
             .mailer
             .queue(
@@ -257,12 +248,7 @@ impl Ingestor {
             "branding": self.config.branding,
             "original_subject": if mail.subject.is_empty() { "your message" } else { mail.subject.as_str() },
         });
-        let references: Vec<String> = mail
-            .references
-            .iter()
-            .chain(mail.message_id.iter())
-            .cloned()
-            .collect();
+        let references = mail.thread_ids();
         let queued = self
             .mailer
             .queue(

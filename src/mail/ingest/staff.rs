@@ -76,7 +76,7 @@ impl Ingestor {
             .await?
             .ok_or(ApplyError::Invalid("the ticket vanished"))?;
 
-        let mut recipients: Vec<EmailAddress> = EmailAddress::parse(&ticket.requester_email)
+        let recipients: Vec<EmailAddress> = EmailAddress::parse(&ticket.requester_email)
             .into_iter()
             .collect();
         let participants = conversation::participants(tx, ticket.id).await?;
@@ -102,7 +102,7 @@ impl Ingestor {
                         kind: "public-reply",
                         template: "public_reply",
                         data,
-                        to: std::mem::take(&mut recipients),
+                        to: recipients,
                         cc: participants,
                         ticket: Some(&ticket),
                         visibility: Visibility::Public,
@@ -171,12 +171,7 @@ impl Ingestor {
             "ticket_number": ticket.map(|t| t.number.as_str()).unwrap_or("new"),
             "original_subject": mail.subject,
         });
-        let references: Vec<String> = mail
-            .references
-            .iter()
-            .chain(mail.message_id.iter())
-            .cloned()
-            .collect();
+        let references = mail.thread_ids();
         let queued = self
             .mailer
             .queue(
