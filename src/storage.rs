@@ -1,6 +1,7 @@
 //! Content-addressed blob store under `storage.dir`: raw inbound mail and
 //! attachments, each kept once under the SHA-256 of its bytes
-//! (`<dir>/<kind>/ab/cd/<sha256>`). Files are written to a temporary name and
+//! (`<dir>/<kind>/ab/<sha256>`: 256 directories per kind, so
+//! a backlog does not pay a `mkdir` for almost every blob). Files are written to a temporary name and
 //! renamed, so a crash never leaves a half-written blob under a real name.
 //! Nothing here knows about tickets or SQL.
 
@@ -60,8 +61,7 @@ impl BlobStore {
     }
 
     pub fn path_of(&self, kind: BlobKind, sha256: &str) -> PathBuf {
-        let (a, b) = (&sha256[0..2], &sha256[2..4]);
-        self.root.join(kind.dir()).join(a).join(b).join(sha256)
+        self.root.join(kind.dir()).join(&sha256[0..2]).join(sha256)
     }
 
     /// Stores `bytes` and returns their SHA-256. With `sync`, the file and its

@@ -472,3 +472,175 @@ From: Example IT <{support}>\r\nTo: {bob}\r\nMessage-ID: <{ack}>\r\nSubject: [#T
         vec![("public-reply".to_string(), vec![w.alice.clone()])]
     );
 }
+
+#[tokio::test]
+async fn apple_mail_reply_threads_and_loses_its_attribution_and_quote() {
+    let w = world().await;
+    let reply = format!(
+        "From: Bob <{bob}>\r\nTo: Example IT <{support}>\r\nSubject: Re: [#T-1001] VPN drops every hour\r\n\
+Message-ID: <A1B2-{tag}@customer.test>\r\nIn-Reply-To: <{ack}>\r\nReferences: <{ack}>\r\n\
+Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\nX-Mailer: Apple Mail (2.3774.600.62)\r\n\r\n\
+It drops on my Mac too.\r\n\r\nSent from my iPad\r\n\r\n> On 23 Nov 2026, at 10:00, Example IT <{support}> wrote:\r\n>\r\n> We have opened ticket T-1001\r\n",
+        bob = w.bob,
+        support = w.t.support,
+        tag = w.t.tag,
+        ack = w.ack_id
+    );
+    assert_eq!(
+        w.rule_of(reply.as_bytes()).await,
+        Some(ThreadRule::SignedMessageId)
+    );
+    assert_eq!(
+        ingest(&w.app, reply.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "reply".into()
+        }
+    );
+    let last_in = w.last_inbound("1001").await;
+    assert_eq!(last_in.trimmed.as_deref(), Some("It drops on my Mac too."));
+    assert!(last_in.text.contains("Sent from my iPad"), "full body kept");
+}
+
+#[tokio::test]
+async fn html_only_reply_is_trimmed_at_its_blockquote() {
+    let w = world().await;
+    // An HTML-only reply as Thunderbird and Apple Mail send it: the quoted
+    // history is a <blockquote type="cite">.
+    let reply = format!(
+        "From: Alice <{alice}>\r\nTo: {support}\r\nSubject: Re: [#T-1001] VPN drops every hour\r\n\
+Message-ID: <h1-{tag}@customer.test>\r\nIn-Reply-To: <{ack}>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/html; charset=utf-8\r\n\r\n\
+<html><body><div>Thanks, <b>restarting</b> the client fixed it.</div>\
+<div><br></div><blockquote type=\"cite\"><div>We have opened ticket T-1001 for your request.</div>\
+<div>Priority: Medium</div></blockquote></body></html>\r\n",
+        alice = w.alice,
+        support = w.t.support,
+        tag = w.t.tag,
+        ack = w.ack_id
+    );
+    assert!(matches!(
+        ingest(&w.app, reply.as_bytes()).await,
+        Outcome::Added { .. }
+    ));
+    let last_in = w.last_inbound("1001").await;
+    assert_eq!(
+        last_in.trimmed.as_deref(),
+        Some("Thanks, restarting the client fixed it.")
+    );
+    assert!(
+        last_in.text.contains("We have opened ticket"),
+        "full body kept"
+    );
+
+    // Gmail's HTML: the attribution sits in a div above the blockquote.
+    let gmail = format!(
+        "From: Alice <{alice}>\r\nTo: {support}\r\nSubject: Re: [#T-1001] VPN drops every hour\r\n\
+Message-ID: <h2-{tag}@customer.test>\r\nIn-Reply-To: <{ack}>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/html; charset=utf-8\r\n\r\n\
+<div dir=\"ltr\">It is back again this morning.</div><br><div class=\"gmail_quote\">\
+<div dir=\"ltr\" class=\"gmail_attr\">On Mon, 23 Nov 2026 at 10:00, Example IT &lt;{support}&gt; wrote:<br></div>\
+<blockquote class=\"gmail_quote\" style=\"margin:0px 0px 0px 0.8ex\">We have opened ticket T-1001</blockquote></div>\r\n",
+        alice = w.alice,
+        support = w.t.support,
+        tag = w.t.tag,
+        ack = w.ack_id
+    );
+    ingest(&w.app, gmail.as_bytes()).await;
+    assert_eq!(
+        w.last_inbound("1001").await.trimmed.as_deref(),
+        Some("It is back again this morning.")
+    );
+}
+
+#[tokio::test]
+async fn a_client_forwarding_a_mail_opens_a_ticket_with_the_forwarded_text_kept() {
+    let w = world().await;
+    let before = w.queued_count().await;
+    let raw = format!(
+        "From: Alice <{alice}>\r\nTo: {support}\r\nSubject: Fwd: Your domain customer.test expires in 7 days\r\n\
+Message-ID: <fw-{tag}@customer.test>\r\n\r\nCan you renew this for us?\r\n\r\n\
+---------- Forwarded message ---------\r\nFrom: Registrar <noreply@registrar.test>\r\n\
+Date: Mon, 23 Nov 2026 at 08:00\r\nSubject: Your domain customer.test expires in 7 days\r\nTo: <{alice}>\r\n\r\n\
+Your domain customer.test expires on 30 November 2026.\r\n",
+        alice = w.alice,
+        support = w.t.support,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        w.rule_of(raw.as_bytes()).await,
+        None,
+        "no thread: a new ticket"
+    );
+    assert_eq!(
+        ingest(&w.app, raw.as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1002".into()
+        }
+    );
+    let ticket = w.ticket("1002").await;
+    assert_eq!(ticket.ticket.requester, w.alice, "the forwarder asks");
+    assert_eq!(
+        ticket.ticket.subject, "Your domain customer.test expires in 7 days",
+        "Fwd: is not part of the subject"
+    );
+    let first = &ticket.messages[0];
+    assert_eq!(first.trimmed.as_deref(), Some("Can you renew this for us?"));
+    assert!(
+        first.text.contains("expires on 30 November 2026"),
+        "the forwarded mail is kept"
+    );
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![
+            ("acknowledgement".to_string(), vec![w.alice.clone()]),
+            ("staff-notification".to_string(), vec![w.t.staff.clone()])
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_technician_forwards_a_clients_mail_with_fwd_and_the_ticket_is_the_clients() {
+    let w = world().await;
+    let bob = &w.bob;
+    let before = w.queued_count().await;
+    let raw = format!(
+        "From: Tess Tech <{staff}>\r\nTo: {support}\r\nSubject: Fwd: Laptop will not boot\r\n\
+Message-ID: <fwd-{tag}@msp.test>\r\n\r\n#fwd\r\n#priority high\r\n\r\n\
+---------- Forwarded message ---------\r\nFrom: Bob <{bob}>\r\nDate: Mon, 23 Nov 2026 at 08:00\r\n\
+Subject: Laptop will not boot\r\nTo: Tess Tech <{staff}>\r\n\r\nMy laptop shows a black screen since the update.\r\n",
+        staff = w.t.staff,
+        support = w.t.support,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        ingest(&w.app, raw.as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1002".into()
+        }
+    );
+    let ticket = w.ticket("1002").await;
+    assert_eq!(&ticket.ticket.requester, bob, "the ticket is Bob's");
+    assert_eq!(ticket.ticket.priority, "high");
+    assert_eq!(ticket.ticket.subject, "Laptop will not boot");
+    assert_eq!(
+        ticket.ticket.client.as_deref(),
+        Some(format!("Customer {}", w.t.tag).as_str())
+    );
+    assert!(ticket.messages[0].text.contains("black screen"));
+    assert!(!ticket.messages[0].text.contains("#fwd"));
+    assert!(
+        ticket.messages[0]
+            .trimmed
+            .as_deref()
+            .is_some_and(|t| t.contains("black screen") && !t.contains("#priority")),
+        "the forwarded mail is the text: {:?}",
+        ticket.messages[0].trimmed
+    );
+    // Bob is acknowledged; the technician who forwarded it is not notified
+    // of their own ticket.
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("acknowledgement".to_string(), vec![bob.clone()])]
+    );
+}

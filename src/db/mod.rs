@@ -98,15 +98,23 @@ impl Db {
             .max_connections(max_connections)
             // Short: an MTA waiting on `postdesk ingest` should hear "try later" soon.
             .acquire_timeout(Duration::from_secs(5))
+            // A SQLite file does not drop connections; the ping before every
+            // acquire would be one more round trip to the worker thread per
+            // use. A PostgreSQL server can restart: check those.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; NORMAL syncs at
                         // checkpoints, which survives a process crash (kill -9)
                         // and keeps thousands of commits per second possible.
+                        // Temporary storage in memory: ingest runs each message
+                        // of a batch under a savepoint, whose sub-journal would
+                        // otherwise be a temporary file written for every page.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 15000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 15000; \
+                             PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                     }
@@ -168,15 +176,13 @@ pub async fn next_counter(
     name: &str,
     first: i64,
 ) -> Result<i64, DbError> {
-    sqlx::query("INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(first - 1)
-        .execute(&mut *conn)
-        .await?;
-    let (value,): (i64,) =
-        sqlx::query_as("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
-            .bind(name)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (value,): (i64,) = sqlx::query_as(
+        "INSERT INTO counters (name, value) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .bind(name)
+    .bind(first)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(value)
 }

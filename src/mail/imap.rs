@@ -21,6 +21,8 @@ use crate::db::inbound::{self, MailboxUid};
 
 /// Messages fetched per round trip.
 const CHUNK: usize = 500;
+/// Messages applied per database transaction.
+const APPLY_BATCH: usize = 100;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -267,33 +269,40 @@ async fn ingest_new(
     }
     ingestor.store.sync_all()?;
 
+    // Applied in batches, one transaction each: a backlog pays one commit per
+    // batch; a batch is small enough not to hold the write lock for long.
     let mut processed = Vec::with_capacity(kept.len());
     let mut failure = None;
-    for (uid, bytes, oversized_bytes, sha) in &kept {
+    for batch in kept.chunks(APPLY_BATCH) {
         if cancel.is_cancelled() {
             break;
         }
-        let delivery = Delivery {
-            source: Source::Mailbox {
-                mailbox,
-                at: MailboxUid {
-                    uidvalidity,
-                    uid: *uid,
-                },
-            },
-            raw: bytes,
-            oversized_bytes: *oversized_bytes,
-        };
-        match ingestor.ingest_kept(delivery, sha).await {
-            Ok(outcome) => {
-                tracing::debug!(mailbox = %mailbox.name, uid, ?outcome, "message applied");
-                processed.push(*uid);
-            }
-            Err(e) => {
-                // Leave this and later messages on the server for the next try.
-                failure = Some(e);
-                break;
-            }
+        let deliveries: Vec<(Delivery<'_>, &str)> = batch
+            .iter()
+            .map(|(uid, bytes, oversized_bytes, sha)| {
+                let delivery = Delivery {
+                    source: Source::Mailbox {
+                        mailbox,
+                        at: MailboxUid {
+                            uidvalidity,
+                            uid: *uid,
+                        },
+                    },
+                    raw: bytes,
+                    oversized_bytes: *oversized_bytes,
+                };
+                (delivery, sha.as_str())
+            })
+            .collect();
+        let (outcomes, error) = ingestor.ingest_kept_batch(&deliveries).await;
+        for ((uid, ..), outcome) in batch.iter().zip(&outcomes) {
+            tracing::debug!(mailbox = %mailbox.name, uid, ?outcome, "message applied");
+            processed.push(*uid);
+        }
+        if let Some(e) = error {
+            // Leave this and later messages on the server for the next try.
+            failure = Some(e);
+            break;
         }
     }
     mark_processed(session, mailbox, has_move, &processed).await?;

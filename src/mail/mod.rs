@@ -5,6 +5,7 @@
 pub mod bounce;
 pub mod classify;
 pub mod compose;
+pub mod html_text;
 pub mod imap;
 pub mod ingest;
 pub mod message_id;

@@ -135,7 +135,15 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, ParseError> {
     } else {
         None
     };
-    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    // An HTML-only mail: our own conversion keeps blockquotes as `> ` quotes
+    // (the parser's flattens them), so the trimmer can cut the history.
+    let html_only = msg.text_bodies().next().is_some_and(|p| p.is_text_html());
+    let text = match (&html, html_only) {
+        (Some(h), true) => super::html_text::html_to_text(h),
+        _ => None,
+    }
+    .or_else(|| msg.body_text(0).map(|t| t.into_owned()))
+    .unwrap_or_default();
 
     let mut attachments = Vec::new();
     for part in msg.attachments() {

@@ -37,7 +37,7 @@ use crate::db::contacts;
 use crate::db::conversation::TicketRef;
 use crate::db::inbound::{self, MailboxUid, NewQuarantine};
 use crate::db::tickets::{self, Direction, NewAttachment, NewMessage, Visibility};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Tx};
 use crate::domain::{EmailAddress, Priority, TicketStatus};
 use crate::storage::{BlobKind, BlobStore, StorageError};
 
@@ -591,30 +591,140 @@ impl Ingestor {
 
     async fn try_apply(&self, d: &Delivery<'_>, raw_sha256: &str) -> Result<Outcome, ApplyError> {
         let now = self.clock.now_millis();
+        let mut tx = self.db.begin().await?;
+        let applied = self.apply_in(&mut tx, d, raw_sha256, now).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        if applied.queued {
+            self.outbox_ready.notify_one();
+        }
+        Ok(applied.outcome)
+    }
+
+    /// Applies a batch of kept messages `(delivery, raw SHA-256)` in one
+    /// transaction, each under its own savepoint: a message that fails for a
+    /// reason of its own is rolled back alone and quarantined, and one commit
+    /// covers the batch (a backlog costs one commit per batch instead of one
+    /// per message). Returns the outcomes of the messages applied, in order;
+    /// on a temporary failure, those before it are committed and the error
+    /// says the rest must stay where they are.
+    pub async fn ingest_kept_batch(
+        &self,
+        batch: &[(Delivery<'_>, &str)],
+    ) -> (Vec<Outcome>, Option<IngestError>) {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut tx = match self.db.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return (outcomes, Some(IngestError::Temporary(e.to_string()))),
+        };
+        let mut queued = false;
+        let mut failure = None;
+        for (delivery, sha) in batch {
+            let now = self.clock.now_millis();
+            match self.apply_in_savepoint(&mut tx, delivery, sha, now).await {
+                Ok(applied) => {
+                    queued |= applied.queued;
+                    outcomes.push(applied.outcome);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = tx.commit().await {
+            return (
+                Vec::new(),
+                Some(IngestError::Temporary(DbError::from(e).to_string())),
+            );
+        }
+        if queued {
+            self.outbox_ready.notify_one();
+        }
+        (outcomes, failure)
+    }
+
+    /// One message of a batch: applied under a savepoint; a failure of its
+    /// own rolls the savepoint back and quarantines the message instead.
+    async fn apply_in_savepoint(
+        &self,
+        tx: &mut Tx,
+        d: &Delivery<'_>,
+        raw_sha256: &str,
+        now: i64,
+    ) -> Result<Applied, IngestError> {
+        let temporary = |e: DbError| IngestError::Temporary(e.to_string());
+        let mut savepoint = sqlx::Connection::begin(&mut **tx)
+            .await
+            .map_err(|e| temporary(e.into()))?;
+        match self.apply_in(&mut savepoint, d, raw_sha256, now).await {
+            Ok(applied) => {
+                savepoint.commit().await.map_err(|e| temporary(e.into()))?;
+                Ok(applied)
+            }
+            Err(e) => {
+                savepoint
+                    .rollback()
+                    .await
+                    .map_err(|e| temporary(e.into()))?;
+                match e {
+                    ApplyError::Db(e) | ApplyError::Queue(QueueError::Db(e))
+                        if e.is_transient() =>
+                    {
+                        Err(temporary(e))
+                    }
+                    ApplyError::Temporary(e) => Err(IngestError::Temporary(e)),
+                    e => {
+                        let reason = format!("processing failed: {e}");
+                        self.quarantine_in(tx, d, raw_sha256, &reason, now)
+                            .await
+                            .map_err(temporary)?;
+                        Ok(Applied {
+                            outcome: Outcome::Quarantined { reason },
+                            ticket_id: None,
+                            queued: false,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one message inside the caller's transaction: dedupe, plan,
+    /// act, record the outcome (and the mailbox UID it came from).
+    async fn apply_in(
+        &self,
+        tx: &mut AnyConnection,
+        d: &Delivery<'_>,
+        raw_sha256: &str,
+        now: i64,
+    ) -> Result<Applied, ApplyError> {
+        let duplicate = Applied {
+            outcome: Outcome::Duplicate,
+            ticket_id: None,
+            queued: false,
+        };
         let source_label = d.source.label();
         let mailbox_at = match d.source {
             Source::Mailbox { mailbox, at } => Some((mailbox.name.as_str(), at)),
             Source::Pipe => None,
         };
         if let Some((name, at)) = mailbox_at {
-            let mut conn = self.db.conn().await?;
-            if inbound::uid_applied(&mut conn, name, at).await? {
-                return Ok(Outcome::Duplicate);
+            if inbound::uid_applied(&mut *tx, name, at).await? {
+                return Ok(duplicate);
             }
         }
         let parsed = parse::parse(d.raw);
         let key = dedupe_key(parsed.as_ref().ok(), raw_sha256);
 
-        let mut tx = self.db.begin().await?;
-        if !inbound::claim_receipt(&mut tx, &key, raw_sha256, "pending", now).await? {
+        if !inbound::claim_receipt(&mut *tx, &key, raw_sha256, "pending", now).await? {
             if let Some((name, at)) = mailbox_at {
-                inbound::record_uid(&mut tx, name, at, now).await?;
+                inbound::record_uid(&mut *tx, name, at, now).await?;
             }
-            tx.commit().await.map_err(DbError::from)?;
-            return Ok(Outcome::Duplicate);
+            return Ok(duplicate);
         }
+        let tx = &mut *tx;
         let plan = self
-            .plan(&mut tx, d.raw, parsed.as_ref().ok(), &key, &d.source)
+            .plan(tx, d.raw, parsed.as_ref().ok(), &key, &d.source)
             .await?;
         let ctx = ApplyContext {
             delivery: d,
@@ -624,33 +734,30 @@ impl Ingestor {
         };
         let applied = match (&plan.action, parsed.as_ref()) {
             (ActionPlan::NewTicket { .. }, Ok(mail)) => {
-                self.open_ticket(&mut tx, &ctx, mail, None).await?
+                self.open_ticket(tx, &ctx, mail, None).await?
             }
             (ActionPlan::StaffOpensTicket { requester }, Ok(mail)) => {
                 let requester = EmailAddress::parse(requester)
                     .map_err(|_| ApplyError::Invalid("planned requester does not parse"))?;
-                self.open_ticket(&mut tx, &ctx, mail, Some(requester))
-                    .await?
+                self.open_ticket(tx, &ctx, mail, Some(requester)).await?
             }
             (ActionPlan::Reply { reopen, .. }, Ok(mail)) => {
-                self.client_reply(&mut tx, &ctx, mail, *reopen).await?
+                self.client_reply(tx, &ctx, mail, *reopen).await?
             }
             (ActionPlan::InternalNote { .. }, Ok(mail)) => {
-                self.stranger_note(&mut tx, &ctx, mail).await?
+                self.stranger_note(tx, &ctx, mail).await?
             }
-            (ActionPlan::StaffReply { .. }, Ok(mail)) => {
-                self.staff_reply(&mut tx, &ctx, mail).await?
-            }
+            (ActionPlan::StaffReply { .. }, Ok(mail)) => self.staff_reply(tx, &ctx, mail).await?,
             (ActionPlan::RejectCommands { errors }, Ok(mail)) => {
-                self.reject_commands(&mut tx, &ctx, mail, errors).await?
+                self.reject_commands(tx, &ctx, mail, errors).await?
             }
             (ActionPlan::RecordAutomated { .. }, Ok(mail)) => {
-                self.record_automated(&mut tx, &ctx, mail).await?
+                self.record_automated(tx, &ctx, mail).await?
             }
             (ActionPlan::RecordBounce { suppress, .. }, Ok(mail)) => {
-                self.record_bounce(&mut tx, &ctx, mail, suppress).await?
+                self.record_bounce(tx, &ctx, mail, suppress).await?
             }
-            (ActionPlan::Reject, Ok(mail)) => self.reject(&mut tx, &ctx, mail).await?,
+            (ActionPlan::Reject, Ok(mail)) => self.reject(tx, &ctx, mail).await?,
             (ActionPlan::Ignore { reason }, _) => Applied {
                 outcome: Outcome::Ignored {
                     reason: reason.clone(),
@@ -660,7 +767,7 @@ impl Ingestor {
             },
             (ActionPlan::Quarantine { reason }, _) => {
                 inbound::insert_quarantine(
-                    &mut tx,
+                    tx,
                     &NewQuarantine {
                         raw_sha256,
                         source: &source_label,
@@ -699,15 +806,11 @@ impl Ingestor {
             Outcome::Rejected => "rejected",
             Outcome::Ignored { .. } => "ignored",
         };
-        inbound::set_receipt_outcome(&mut tx, &key, outcome_label, applied.ticket_id).await?;
+        inbound::set_receipt_outcome(&mut *tx, &key, outcome_label, applied.ticket_id).await?;
         if let Some((name, at)) = mailbox_at {
-            inbound::record_uid(&mut tx, name, at, now).await?;
+            inbound::record_uid(&mut *tx, name, at, now).await?;
         }
-        tx.commit().await.map_err(DbError::from)?;
-        if applied.queued {
-            self.outbox_ready.notify_one();
-        }
-        Ok(applied.outcome)
+        Ok(applied)
     }
 
     /// A bounce threads by the Message-ID of the mail that bounced.
@@ -781,7 +884,19 @@ impl Ingestor {
                 human_size(cfg.limits.max_message_bytes),
                 mail.text
             ),
+            // A technician's command lines are instructions, not conversation:
+            // kept in the raw mail, not in the text the client may be shown.
+            None if !ctx.plan.staff_commands.is_empty() => parse_staff_reply(&mail.text)
+                .map(|r| r.body)
+                .unwrap_or_else(|_| mail.text.clone()),
             None => mail.text.clone(),
+        };
+        // Without its commands, a technician's text may be nothing but a
+        // forwarded mail (`#fwd`): then that mail is the text.
+        let trimmed = match ctx.plan.staff_body.trim() {
+            "" if !ctx.plan.staff_commands.is_empty() => body_text.trim(),
+            _ if !ctx.plan.staff_commands.is_empty() => ctx.plan.staff_body.trim(),
+            _ => ctx.plan.trimmed_text.as_str(),
         };
         let join = |v: &[EmailAddress]| v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",");
         let message_row = tickets::insert_message(
@@ -798,7 +913,7 @@ impl Ingestor {
                 subject: &mail.subject,
                 visibility,
                 body_text: &body_text,
-                body_trimmed: Some(&ctx.plan.trimmed_text),
+                body_trimmed: Some(trimmed),
                 body_html: html.as_deref(),
                 raw_sha256: Some(ctx.raw_sha256),
                 size_bytes: d.oversized_bytes.unwrap_or(d.raw.len() as u64) as i64,
@@ -926,8 +1041,23 @@ impl Ingestor {
     ) -> Result<(), DbError> {
         let now = self.clock.now_millis();
         let mut tx = self.db.begin().await?;
+        self.quarantine_in(&mut tx, d, raw_sha256, reason, now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Quarantines a message inside the caller's transaction.
+    async fn quarantine_in(
+        &self,
+        tx: &mut AnyConnection,
+        d: &Delivery<'_>,
+        raw_sha256: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), DbError> {
         inbound::insert_quarantine(
-            &mut tx,
+            &mut *tx,
             &NewQuarantine {
                 raw_sha256,
                 source: &d.source.label(),
@@ -938,9 +1068,8 @@ impl Ingestor {
         )
         .await?;
         if let Source::Mailbox { mailbox, at } = d.source {
-            inbound::record_uid(&mut tx, &mailbox.name, at, now).await?;
+            inbound::record_uid(&mut *tx, &mailbox.name, at, now).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -45,9 +45,32 @@ impl Ingestor {
                     ..
                 },
             ) => (*client_id, Some(*contact_id)),
-            (None, SenderPlan::NewClientContact { .. } | SenderPlan::Unknown { .. }) => {
-                self.contact_for(tx, &from.address, from.name.as_deref(), now)
-                    .await?
+            // The plan looked the sender up in this same transaction.
+            (None, SenderPlan::NewClientContact { client_id, .. }) => {
+                let id = contacts::insert_contact(
+                    tx,
+                    Some(*client_id),
+                    &from.address,
+                    from.name.as_deref(),
+                    ContactTypes::default(),
+                    ContactOrigin::ClientDomain,
+                    now,
+                )
+                .await?;
+                (Some(*client_id), Some(id))
+            }
+            (None, SenderPlan::Unknown { .. }) => {
+                let id = contacts::insert_contact(
+                    tx,
+                    None,
+                    &from.address,
+                    from.name.as_deref(),
+                    ContactTypes::default(),
+                    ContactOrigin::UnknownSender,
+                    now,
+                )
+                .await?;
+                (None, Some(id))
             }
             (None, SenderPlan::Staff | SenderPlan::Missing) => (None, None),
         };
