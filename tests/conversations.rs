@@ -1,6 +1,9 @@
-//! Conversations by email (issue 3), driven through ingest: for each case the
-//! threading rule that matched (`explain`), the trimmed text kept on the
-//! ticket, and the exact recipients of what was queued.
+//! Conversations by email (issue 3), one case each: every mail goes through
+//! Postfix and Dovecot to the support mailbox, is read back over IMAP and is
+//! ingested as delivered (with the servers' Return-Path, Delivered-To and
+//! Received headers). Each case asserts the threading rule that matched
+//! (`explain`), the trimmed text kept on the ticket, and the exact recipients
+//! of what was queued. (`conversations_e2e.rs` runs the whole daemon.)
 
 mod common;
 
@@ -31,6 +34,39 @@ struct World {
 
 const START: i64 = 1_795_000_000_000;
 
+/// Sends `raw` over SMTP from its From address to its first To address (the
+/// support address, or a token address that Dovecot delivers to it), waits
+/// for it in the support INBOX, and ingests the delivered bytes.
+async fn deliver(t: &TestEnv, app: &App, raw: &[u8]) -> Outcome {
+    let parsed = mail_parser::MessageParser::default().parse(raw).unwrap();
+    let first_address = |v: Option<&mail_parser::Address<'_>>| {
+        v.and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .expect("an address")
+            .to_string()
+    };
+    let from = first_address(parsed.from());
+    let to = first_address(parsed.to());
+    let marker = header(raw, "Message-ID").expect("test mails have a Message-ID");
+    send_mail(&t.mail, &from, &[&to], raw).await;
+    let delivered = wait_for(
+        "the mail in the support INBOX",
+        Duration::from_secs(30),
+        || async {
+            read_folder(&t.mail, &t.support, "INBOX")
+                .await
+                .into_iter()
+                .find(|m| header(m, "Message-ID").as_deref() == Some(marker.as_str()))
+        },
+    )
+    .await;
+    assert!(
+        header(&delivered, "Delivered-To").is_some(),
+        "delivered by Dovecot"
+    );
+    ingest(app, &delivered).await
+}
+
 async fn world() -> World {
     let t = TestEnv::new().await;
     let clock = ManualClock::new(START);
@@ -46,7 +82,7 @@ Message-ID: <first-{tag}@customer.test>\r\n\r\nThe VPN disconnects every hour si
         tag = t.tag
     );
     assert_eq!(
-        ingest(&app, first.as_bytes()).await,
+        deliver(&t, &app, first.as_bytes()).await,
         Outcome::TicketCreated {
             ticket: "T-1001".into()
         }
@@ -76,6 +112,10 @@ Message-ID: <first-{tag}@customer.test>\r\n\r\nThe VPN disconnects every hour si
 }
 
 impl World {
+    async fn deliver(&self, raw: &[u8]) -> Outcome {
+        deliver(&self.t, &self.app, raw).await
+    }
+
     async fn ticket(&self, number: &str) -> tickets::TicketDetail {
         let mut conn = self.app.db.conn().await.unwrap();
         tickets::show_ticket(&mut conn, &TicketNumber::parse("T-", number).unwrap())
@@ -141,7 +181,7 @@ It happened again at 10:00.\r\n\r\nOn Mon, 23 Nov 2026 at 10:00, Example IT <{su
         Some(ThreadRule::SignedMessageId)
     );
     assert_eq!(
-        ingest(&w.app, reply.as_bytes()).await,
+        w.deliver(reply.as_bytes()).await,
         Outcome::Added {
             ticket: "T-1001".into(),
             kind: "reply".into()
@@ -180,7 +220,7 @@ From: Example IT <{support}>\r\nSent: Monday, November 23, 2026 10:00 AM\r\nSubj
         Some(ThreadRule::SubjectTag)
     );
     assert!(matches!(
-        ingest(&w.app, reply.as_bytes()).await,
+        w.deliver(reply.as_bytes()).await,
         Outcome::Added { .. }
     ));
     let last_in = w.last_inbound("1001").await;
@@ -207,7 +247,7 @@ async fn reply_token_threads_and_a_stranger_becomes_an_internal_note() {
     assert!(!plan.thread.sender_on_ticket);
     let before = w.queued_count().await;
     assert_eq!(
-        ingest(&w.app, raw.as_bytes()).await,
+        w.deliver(raw.as_bytes()).await,
         Outcome::Added {
             ticket: "T-1001".into(),
             kind: "internal-note".into()
@@ -248,7 +288,7 @@ async fn closed_ticket_reopens_inside_the_window_and_links_a_new_one_after() {
         tag = w.t.tag
     );
     assert!(matches!(
-        ingest(&w.app, staff_close.as_bytes()).await,
+        w.deliver(staff_close.as_bytes()).await,
         Outcome::Added { .. }
     ));
     assert_eq!(w.ticket("1001").await.ticket.status, "closed");
@@ -263,7 +303,7 @@ async fn closed_ticket_reopens_inside_the_window_and_links_a_new_one_after() {
     };
     w.clock.advance(Duration::from_secs(86_400));
     assert_eq!(
-        ingest(&w.app, reply(1).as_bytes()).await,
+        w.deliver(reply(1).as_bytes()).await,
         Outcome::Added {
             ticket: "T-1001".into(),
             kind: "reply-reopened".into()
@@ -272,10 +312,11 @@ async fn closed_ticket_reopens_inside_the_window_and_links_a_new_one_after() {
     assert_eq!(w.ticket("1001").await.ticket.status, "open");
 
     // Closed again, and the client writes after reopen_days (14).
-    ingest(&w.app, staff_close.replace("<c-", "<c2-").as_bytes()).await;
+    w.deliver(staff_close.replace("<c-", "<c2-").as_bytes())
+        .await;
     w.clock.advance(Duration::from_secs(15 * 86_400));
     assert_eq!(
-        ingest(&w.app, reply(2).as_bytes()).await,
+        w.deliver(reply(2).as_bytes()).await,
         Outcome::TicketCreated {
             ticket: "T-1002".into()
         }
@@ -298,7 +339,7 @@ Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\nIn-Reply-To: <{
         tag = w.t.tag
     );
     assert_eq!(
-        ingest(&w.app, ooo.as_bytes()).await,
+        w.deliver(ooo.as_bytes()).await,
         Outcome::Added {
             ticket: "T-1001".into(),
             kind: "auto-reply".into()
@@ -335,7 +376,7 @@ Please restart the router and tell us if it helps.\r\n\r\nOn Mon, Postdesk wrote
         Some(ThreadRule::ReplyToken)
     );
     assert_eq!(
-        ingest(&w.app, raw.as_bytes()).await,
+        w.deliver(raw.as_bytes()).await,
         Outcome::Added {
             ticket: "T-1001".into(),
             kind: "staff-reply".into()
@@ -365,7 +406,7 @@ Please restart the router and tell us if it helps.\r\n\r\nOn Mon, Postdesk wrote
         "#note",
     );
     assert_eq!(
-        ingest(&w.app, note.as_bytes()).await,
+        w.deliver(note.as_bytes()).await,
         Outcome::Added {
             ticket: "T-1001".into(),
             kind: "note".into()
@@ -379,7 +420,7 @@ Please restart the router and tell us if it helps.\r\n\r\nOn Mon, Postdesk wrote
         .replace("#priority high", "#priority whenever")
         .replace("#category network", "#assign nobody");
     assert_eq!(
-        ingest(&w.app, wrong.as_bytes()).await,
+        w.deliver(wrong.as_bytes()).await,
         Outcome::CommandRejected {
             ticket: Some("T-1001".into())
         }
@@ -404,7 +445,7 @@ async fn a_technician_opens_a_ticket_for_a_client_who_phoned() {
         tag = w.t.tag
     );
     assert_eq!(
-        ingest(&w.app, raw.as_bytes()).await,
+        w.deliver(raw.as_bytes()).await,
         Outcome::TicketCreated {
             ticket: "T-1002".into()
         }
@@ -466,7 +507,7 @@ From: Example IT <{support}>\r\nTo: {bob}\r\nMessage-ID: <{ack}>\r\nSubject: [#T
         to = w.token_address,
         tag = w.t.tag
     );
-    ingest(&w.app, raw.as_bytes()).await;
+    w.deliver(raw.as_bytes()).await;
     assert_eq!(
         w.queued_since(before).await,
         vec![("public-reply".to_string(), vec![w.alice.clone()])]
@@ -491,7 +532,7 @@ It drops on my Mac too.\r\n\r\nSent from my iPad\r\n\r\n> On 23 Nov 2026, at 10:
         Some(ThreadRule::SignedMessageId)
     );
     assert_eq!(
-        ingest(&w.app, reply.as_bytes()).await,
+        w.deliver(reply.as_bytes()).await,
         Outcome::Added {
             ticket: "T-1001".into(),
             kind: "reply".into()
@@ -520,7 +561,7 @@ Content-Type: text/html; charset=utf-8\r\n\r\n\
         ack = w.ack_id
     );
     assert!(matches!(
-        ingest(&w.app, reply.as_bytes()).await,
+        w.deliver(reply.as_bytes()).await,
         Outcome::Added { .. }
     ));
     let last_in = w.last_inbound("1001").await;
@@ -546,7 +587,7 @@ Content-Type: text/html; charset=utf-8\r\n\r\n\
         tag = w.t.tag,
         ack = w.ack_id
     );
-    ingest(&w.app, gmail.as_bytes()).await;
+    w.deliver(gmail.as_bytes()).await;
     assert_eq!(
         w.last_inbound("1001").await.trimmed.as_deref(),
         Some("It is back again this morning.")
@@ -573,7 +614,7 @@ Your domain customer.test expires on 30 November 2026.\r\n",
         "no thread: a new ticket"
     );
     assert_eq!(
-        ingest(&w.app, raw.as_bytes()).await,
+        w.deliver(raw.as_bytes()).await,
         Outcome::TicketCreated {
             ticket: "T-1002".into()
         }
@@ -614,7 +655,7 @@ Subject: Laptop will not boot\r\nTo: Tess Tech <{staff}>\r\n\r\nMy laptop shows 
         tag = w.t.tag
     );
     assert_eq!(
-        ingest(&w.app, raw.as_bytes()).await,
+        w.deliver(raw.as_bytes()).await,
         Outcome::TicketCreated {
             ticket: "T-1002".into()
         }
@@ -642,5 +683,55 @@ Subject: Laptop will not boot\r\nTo: Tess Tech <{staff}>\r\n\r\nMy laptop shows 
     assert_eq!(
         w.queued_since(before).await,
         vec![("acknowledgement".to_string(), vec![bob.clone()])]
+    );
+}
+
+#[tokio::test]
+async fn a_reply_all_keeps_the_participants_and_nobody_gets_a_mail_twice() {
+    let w = world().await;
+    // Alice answers all: the reply address, Bob in CC, and our own support
+    // address once more (some clients add every address of the thread).
+    let reply = format!(
+        "From: Alice <{alice}>\r\nTo: Example IT <{to}>, {support}\r\nCc: Bob <{bob}>\r\n\
+Subject: RE: [#T-1001] VPN drops every hour\r\nMessage-ID: <ra-{tag}@customer.test>\r\nIn-Reply-To: <{ack}>\r\n\r\n\
+Adding Bob, he sees it too.\r\n\r\nFrom: Example IT <{support}>\r\nSent: Monday, November 23, 2026 10:00\r\n\
+To: Alice <{alice}>\r\nSubject: [#T-1001] VPN drops every hour\r\n\r\nWe have opened ticket T-1001\r\n",
+        alice = w.alice,
+        bob = w.bob,
+        to = w.token_address,
+        support = w.t.support,
+        tag = w.t.tag,
+        ack = w.ack_id
+    );
+    assert_eq!(
+        w.rule_of(reply.as_bytes()).await,
+        Some(ThreadRule::ReplyToken)
+    );
+    assert_eq!(
+        w.deliver(reply.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "reply".into()
+        }
+    );
+    assert_eq!(
+        w.last_inbound("1001").await.trimmed.as_deref(),
+        Some("Adding Bob, he sees it too.")
+    );
+    let before = w.queued_count().await;
+    let answer = format!(
+        "From: {staff}\r\nTo: {to}\r\nSubject: Re: VPN\r\nMessage-ID: <ans-{tag}@msp.test>\r\n\r\nWe replaced the VPN profile.\r\n",
+        staff = w.t.staff,
+        to = w.token_address,
+        tag = w.t.tag
+    );
+    w.deliver(answer.as_bytes()).await;
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![(
+            "public-reply".to_string(),
+            vec![w.alice.clone(), w.bob.clone()]
+        )],
+        "each participant once, never the support address"
     );
 }
