@@ -68,10 +68,15 @@ async fn deliver(t: &TestEnv, app: &App, raw: &[u8]) -> Outcome {
 }
 
 async fn world() -> World {
+    world_with(|_| String::new()).await
+}
+
+/// [`world`] with config lines added (given the test's environment).
+async fn world_with(extra: impl FnOnce(&TestEnv) -> String) -> World {
     let t = TestEnv::new().await;
     let clock = ManualClock::new(START);
     let shared: SharedClock = Arc::new(clock.clone());
-    let app = App::open(t.config(""), shared).await.unwrap();
+    let app = App::open(t.config(&extra(&t)), shared).await.unwrap();
     t.import_customer(&app).await;
     let alice = t.addr("alice", "customer.test");
     let bob = t.addr("bob", "customer.test");
@@ -276,6 +281,67 @@ async fn reply_token_threads_and_a_stranger_becomes_an_internal_note() {
     assert_eq!(plan.thread.rule, None);
     assert!(plan.thread.declined.unwrap().contains("not on that ticket"));
     assert!(matches!(plan.action, ActionPlan::NewTicket { .. }));
+    let notes_before = w.ticket("1001").await.messages.len();
+    assert_eq!(
+        w.deliver(tag_only.as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1002".into()
+        }
+    );
+    assert_eq!(w.ticket("1002").await.ticket.requester, stranger);
+    assert_eq!(
+        w.ticket("1001").await.messages.len(),
+        notes_before,
+        "nothing added to T-1001"
+    );
+}
+
+#[tokio::test]
+async fn assign_routes_the_next_notification_to_the_assignee_only() {
+    // A second technician, so the assignment shows in who is told.
+    let w = world_with(|t| {
+        format!(
+            "[[staff]]\nemail = \"{}\"\nname = \"Max Admin\"\n",
+            t.addr("max", "msp.test")
+        )
+    })
+    .await;
+    let colleague = w.t.addr("max", "msp.test");
+    let before = w.queued_count().await;
+    let assign = format!(
+        "From: {staff}\r\nTo: {to}\r\nSubject: Re: [#T-1001] VPN\r\nMessage-ID: <as-{tag}@msp.test>\r\n\r\n#assign tess\r\n",
+        staff = w.t.staff,
+        to = w.token_address,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        w.deliver(assign.as_bytes()).await,
+        Outcome::Added {
+            ticket: "T-1001".into(),
+            kind: "note".into()
+        }
+    );
+    assert_eq!(
+        w.ticket("1001").await.ticket.assignee.as_deref(),
+        Some(w.t.staff.as_str())
+    );
+    assert_eq!(
+        w.queued_count().await,
+        before,
+        "a bare command mails nobody"
+    );
+    let reply = format!(
+        "From: {alice}\r\nTo: {to}\r\nSubject: Re: VPN\r\nMessage-ID: <aa-{tag}@customer.test>\r\n\r\nAny news?\r\n",
+        alice = w.alice,
+        to = w.token_address,
+        tag = w.t.tag
+    );
+    w.deliver(reply.as_bytes()).await;
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("staff-notification".to_string(), vec![w.t.staff.clone()])],
+        "the assignee, not {colleague}"
+    );
 }
 
 #[tokio::test]
