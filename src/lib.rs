@@ -25,6 +25,7 @@ pub mod db;
 pub mod domain;
 pub mod import;
 pub mod jobs;
+pub mod links;
 pub mod mail;
 pub mod storage;
 pub mod tls;
