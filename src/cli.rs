@@ -61,8 +61,18 @@ pub enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
-    /// Import clients and contacts from a JSON file.
+    /// Import clients, contacts and invoices from a JSON file.
     Import { file: PathBuf },
+    /// Print a signed link for a contact. KIND: invoice, quote, ticket (these
+    /// take a NUMBER), statement, payment-methods, tickets, contacts,
+    /// preferences.
+    Link {
+        kind: String,
+        number: Option<String>,
+        /// The contact's address: the link is theirs.
+        #[arg(long)]
+        contact: String,
+    },
     /// Show what would happen to a message and why, writing nothing.
     Explain {
         file: PathBuf,
@@ -193,6 +203,34 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = App::open(config, clock.clone()).await?;
             let summary = crate::import::import(&app.db, &data, &name, clock.now_millis()).await?;
             print_json(&summary)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Link {
+            kind,
+            number,
+            contact,
+        } => {
+            let purpose = crate::links::LinkPurpose::parse(&kind).with_context(|| {
+                format!(
+                    "unknown link kind `{kind}`: one of {}",
+                    crate::links::LinkPurpose::ALL
+                        .map(|p| p.as_str())
+                        .join(", ")
+                )
+            })?;
+            let contact = crate::domain::EmailAddress::parse(&contact)
+                .with_context(|| format!("--contact `{contact}`"))?;
+            let app = App::open(config, clock.clone()).await?;
+            let url = crate::links::link_for(
+                &app.db,
+                &app.config,
+                purpose,
+                number.as_deref(),
+                &contact,
+                clock.now_millis() / 1000,
+            )
+            .await?;
+            println!("{url}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { file, json: _ } => {

@@ -52,6 +52,8 @@ pub struct Config {
     pub sla: SlaConfig,
     pub web: WebConfig,
     pub link_keys: Vec<LinkKey>,
+    /// How long a signed link in a mail opens (`links.ttl_days`).
+    pub link_ttl: Duration,
     pub branding: Branding,
     pub staff: Vec<StaffMember>,
     pub templates_dir: Option<PathBuf>,
@@ -371,6 +373,12 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawLinks {
     keys: Vec<RawLinkKey>,
+    #[serde(default = "default_link_ttl_days")]
+    ttl_days: u32,
+}
+
+fn default_link_ttl_days() -> u32 {
+    45
 }
 
 #[derive(Deserialize)]
@@ -773,6 +781,11 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    if !(1..=400).contains(&raw.links.ttl_days) {
+        return Err(err("links.ttl_days", "must be 1 to 400 days".into()));
+    }
+    let link_ttl = Duration::from_secs(u64::from(raw.links.ttl_days) * 86_400);
+
     let base_url = raw.web.base_url.trim_end_matches('/').to_string();
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
         return Err(err(
@@ -839,6 +852,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             base_url,
         },
         link_keys,
+        link_ttl,
         branding: Branding {
             company_name: raw.branding.company_name,
             logo_url: raw.branding.logo_url,

@@ -1,23 +1,85 @@
-//! `postdesk import FILE.json`: clients, their domains and contacts. Idempotent:
-//! importing the same file twice leaves the database exactly as after the
-//! first time (unchanged rows are not written at all).
+//! `postdesk import FILE.json`: clients, their domains and contacts, and
+//! invoices. Idempotent: importing the same file twice leaves the database
+//! exactly as after the first time (unchanged rows are not written at all;
+//! an invoice whose number exists is left as it is). Everything is checked
+//! before anything is written, and errors name the file and the JSON path.
 //!
 //! ```json
 //! {"clients":[{"name":"Customer Ltd","domains":["customer.test"],
-//!   "contacts":[{"name":"Alice","email":"alice@customer.test","types":["primary"]}]}]}
+//!   "contacts":[{"name":"Alice","email":"alice@customer.test","types":["primary"]}]}],
+//!  "invoices":[{"number":"INV-2026-0042","client":"Customer Ltd","currency":"EUR",
+//!   "issue_date":"2026-11-01","due_date":"2026-11-15","status":"sent",
+//!   "tax_rounding":"per-line","terms":"Net 14",
+//!   "lines":[{"description":"Managed workplace","quantity":"12","unit_price":"45.00","tax_rate":"19"}]}]}
 //! ```
+//! Amounts, quantities and tax rates are decimal strings (or JSON numbers):
+//! `unit_price` in the currency's major unit with at most its decimal places,
+//! `quantity` with at most 3 places, `tax_rate` in percent.
 
 use serde::Deserialize;
 
 use crate::clock::Millis;
+use crate::db::invoices::{self, NewInvoice, NewInvoiceLine};
 use crate::db::{contacts, Db, DbError};
-use crate::domain::{ContactTypes, EmailAddress};
+use crate::domain::{
+    price_line, totals, ContactTypes, Currency, EmailAddress, InvoiceStatus, Money, Quantity,
+    TaxRate, TaxRounding,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportFile {
     #[serde(default)]
     pub clients: Vec<ImportClient>,
+    #[serde(default)]
+    pub invoices: Vec<ImportInvoice>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportInvoice {
+    pub number: String,
+    /// The client's name, as imported.
+    pub client: String,
+    pub currency: String,
+    pub issue_date: String,
+    pub due_date: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub tax_rounding: Option<TaxRounding>,
+    pub lines: Vec<ImportLine>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub terms: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportLine {
+    pub description: String,
+    pub quantity: Decimal,
+    pub unit_price: Decimal,
+    #[serde(default)]
+    pub tax_rate: Option<Decimal>,
+}
+
+/// A decimal given as a JSON string ("12.50") or number (12.5).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Decimal {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl Decimal {
+    fn text(&self) -> String {
+        match self {
+            Decimal::Text(t) => t.clone(),
+            Decimal::Number(n) => n.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +118,120 @@ pub struct ImportSummary {
     pub clients: usize,
     pub domains: usize,
     pub contacts: usize,
+    /// Invoices added; numbers already present are counted in `invoices_kept`.
+    pub invoices: usize,
+    pub invoices_kept: usize,
+}
+
+/// An invoice with every field typed and every amount computed.
+struct ValidInvoice {
+    client: String,
+    invoice: NewInvoice,
+}
+
+fn validate_invoices(data: &ImportFile, file: &str) -> Result<Vec<ValidInvoice>, ImportError> {
+    let invalid = |path: String, message: String| ImportError::Invalid {
+        file: file.into(),
+        path,
+        message,
+    };
+    let date = |path: String, text: &str| {
+        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .map_err(|_| invalid(path, format!("`{text}` is not a date like 2026-11-23")))
+    };
+    let mut out = Vec::new();
+    for (i, inv) in data.invoices.iter().enumerate() {
+        let at = |field: &str| format!("invoices[{i}].{field}");
+        let number = inv.number.trim().to_string();
+        if number.is_empty()
+            || number.len() > 64
+            || !number
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/'))
+        {
+            return Err(invalid(
+                at("number"),
+                "must be 1-64 letters, digits, '-', '_' or '/'".into(),
+            ));
+        }
+        let currency =
+            Currency::parse(&inv.currency).map_err(|e| invalid(at("currency"), e.to_string()))?;
+        let issue_date = date(at("issue_date"), &inv.issue_date)?;
+        let due_date = date(at("due_date"), &inv.due_date)?;
+        if due_date < issue_date {
+            return Err(invalid(at("due_date"), "is before the issue date".into()));
+        }
+        let status = match &inv.status {
+            None => InvoiceStatus::Sent,
+            Some(s) => InvoiceStatus::parse(s).ok_or_else(|| {
+                invalid(
+                    at("status"),
+                    format!(
+                        "`{s}` is not one of {}",
+                        InvoiceStatus::ALL.map(|s| s.as_str()).join(", ")
+                    ),
+                )
+            })?,
+        };
+        if inv.lines.is_empty() {
+            return Err(invalid(
+                at("lines"),
+                "an invoice needs at least one line".into(),
+            ));
+        }
+        let mut lines = Vec::new();
+        for (j, l) in inv.lines.iter().enumerate() {
+            let at = |field: &str| format!("invoices[{i}].lines[{j}].{field}");
+            let description = l.description.trim().to_string();
+            if description.is_empty() {
+                return Err(invalid(at("description"), "must not be empty".into()));
+            }
+            let quantity = Quantity::parse(&l.quantity.text())
+                .map_err(|e| invalid(at("quantity"), e.to_string()))?;
+            let unit_price = Money::parse(&l.unit_price.text(), currency)
+                .map_err(|e| invalid(at("unit_price"), e.to_string()))?;
+            let rate = match &l.tax_rate {
+                None => TaxRate::from_basis_points(0),
+                Some(r) => {
+                    TaxRate::parse(&r.text()).map_err(|e| invalid(at("tax_rate"), e.to_string()))?
+                }
+            };
+            let priced = price_line(quantity, unit_price, rate)
+                .map_err(|e| invalid(format!("invoices[{i}].lines[{j}]"), e.to_string()))?;
+            lines.push(NewInvoiceLine {
+                description,
+                quantity,
+                unit_price,
+                priced,
+            });
+        }
+        let tax_rounding = inv.tax_rounding.unwrap_or(TaxRounding::PerLine);
+        let priced: Vec<_> = lines.iter().map(|l| l.priced.clone()).collect();
+        let totals = totals(&priced, currency, tax_rounding)
+            .map_err(|e| invalid(at("lines"), e.to_string()))?;
+        let text = |v: &Option<String>| {
+            v.as_ref()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+        };
+        out.push(ValidInvoice {
+            client: inv.client.trim().to_string(),
+            invoice: NewInvoice {
+                number,
+                client_id: 0,
+                status,
+                currency,
+                issue_date,
+                due_date,
+                tax_rounding,
+                lines,
+                totals,
+                notes: text(&inv.notes),
+                terms: text(&inv.terms),
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// A validated import: every address and type parsed before anything is written.
@@ -126,6 +302,7 @@ pub async fn import(
     now: Millis,
 ) -> Result<ImportSummary, ImportError> {
     let clients = validate(data, file)?;
+    let invoices = validate_invoices(data, file)?;
     let mut summary = ImportSummary::default();
     let mut tx = db.begin().await?;
     for c in &clients {
@@ -146,6 +323,23 @@ pub async fn import(
             )
             .await?;
             summary.contacts += 1;
+        }
+    }
+    for (i, v) in invoices.into_iter().enumerate() {
+        let client_id = contacts::find_client_by_name(&mut tx, &v.client)
+            .await?
+            .ok_or_else(|| ImportError::Invalid {
+                file: file.into(),
+                path: format!("invoices[{i}].client"),
+                message: format!("no client is called `{}`", v.client),
+            })?;
+        let invoice = NewInvoice {
+            client_id,
+            ..v.invoice
+        };
+        match invoices::insert_invoice(&mut tx, &invoice, now).await? {
+            Some(_) => summary.invoices += 1,
+            None => summary.invoices_kept += 1,
         }
     }
     tx.commit().await.map_err(DbError::from)?;

@@ -14,9 +14,21 @@ pub struct Contact {
     pub name: Option<String>,
     pub types: ContactTypes,
     pub active: bool,
+    /// Signed links carry this; bumping it revokes every older link.
+    pub link_generation: i64,
 }
 
-type ContactRow = (i64, Option<i64>, String, Option<String>, i64, i64, i64, i64);
+type ContactRow = (
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
 
 fn contact_from_row(r: ContactRow) -> Contact {
     Contact {
@@ -30,11 +42,12 @@ fn contact_from_row(r: ContactRow) -> Contact {
             technical: flag(r.6),
         },
         active: flag(r.7),
+        link_generation: r.8,
     }
 }
 
 const CONTACT_COLUMNS: &str =
-    "id, client_id, email, name, is_primary, is_billing, is_technical, active";
+    "id, client_id, email, name, is_primary, is_billing, is_technical, active, link_generation";
 
 pub async fn find_contact_by_email(
     conn: &mut AnyConnection,
@@ -58,6 +71,17 @@ pub async fn find_client_by_domain(
             .bind(domain)
             .fetch_optional(&mut *conn)
             .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub async fn find_client_by_name(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> Result<Option<i64>, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM clients WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(row.map(|r| r.0))
 }
 

@@ -8,6 +8,7 @@
 pub mod contacts;
 pub mod conversation;
 pub mod inbound;
+pub mod invoices;
 pub mod outbox;
 pub mod tickets;
 

@@ -3,10 +3,12 @@
 //! the core works with the typed value from then on.
 
 mod email_address;
+mod invoice;
 mod money;
 mod ticket;
 
 pub use email_address::{EmailAddress, EmailAddressError};
+pub use invoice::InvoiceStatus;
 pub use money::{
     price_line, totals, Currency, Money, MoneyError, PricedLine, Quantity, TaxRate, TaxRounding,
     Totals,

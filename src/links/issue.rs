@@ -1,0 +1,108 @@
+//! Making a signed link for a contact: the contact must exist and be
+//! active, and the document must be theirs to see — an invoice or quote of
+//! their client; a ticket they asked, or any ticket of their client when they
+//! are a primary or technical contact. Used by `postdesk link` and by the
+//! mails that carry links.
+
+use crate::config::Config;
+use crate::db::{contacts, conversation, invoices, Db, DbError};
+use crate::domain::EmailAddress;
+
+use super::token::{sign, LinkClaims, LinkError, LinkPurpose};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("no contact has that address")]
+    UnknownContact,
+    #[error("the contact is deactivated")]
+    InactiveContact,
+    #[error("the contact belongs to no client")]
+    NoClient,
+    #[error("{0} links need a number")]
+    NumberRequired(&'static str),
+    #[error("{0} links take no number")]
+    NumberNotTaken(&'static str),
+    #[error("no {0} has number {1}")]
+    NotFound(&'static str, String),
+    #[error("{0} {1} is not this contact's to see")]
+    NotTheirs(&'static str, String),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A signed link for `contact` to `purpose` (and `number`), valid for the
+/// configured time from `now_secs`: the full URL under `web.base_url`.
+pub async fn link_for(
+    db: &Db,
+    config: &Config,
+    purpose: LinkPurpose,
+    number: Option<&str>,
+    contact: &EmailAddress,
+    now_secs: i64,
+) -> Result<String, IssueError> {
+    let mut conn = db.conn().await?;
+    let contact = contacts::find_contact_by_email(&mut conn, contact)
+        .await?
+        .ok_or(IssueError::UnknownContact)?;
+    if !contact.active {
+        return Err(IssueError::InactiveContact);
+    }
+    let kind = purpose.as_str();
+    let resource = match (purpose.takes_resource(), number) {
+        (true, None) => return Err(IssueError::NumberRequired(kind)),
+        (false, Some(_)) => return Err(IssueError::NumberNotTaken(kind)),
+        (false, None) => String::new(),
+        (true, Some(n)) => n.trim().to_string(),
+    };
+    let client_id = contact.client_id;
+    let not_found = || IssueError::NotFound(kind, resource.clone());
+    let not_theirs = || IssueError::NotTheirs(kind, resource.clone());
+    match purpose {
+        LinkPurpose::Invoice => {
+            let invoice = invoices::invoice_by_number(&mut conn, &resource)
+                .await?
+                .ok_or_else(not_found)?;
+            if Some(invoice.client_id) != client_id {
+                return Err(not_theirs());
+            }
+        }
+        LinkPurpose::Quote => {
+            let owner = invoices::quote_client(&mut conn, &resource)
+                .await?
+                .ok_or_else(not_found)?;
+            if Some(owner) != client_id {
+                return Err(not_theirs());
+            }
+        }
+        LinkPurpose::Ticket => {
+            let ticket = conversation::ticket_by_number(&mut conn, &resource)
+                .await?
+                .ok_or_else(not_found)?;
+            let asked = ticket.requester_email == contact.email;
+            let sees_all = (contact.types.primary || contact.types.technical)
+                && client_id.is_some()
+                && ticket.client_id == client_id;
+            if !asked && !sees_all {
+                return Err(not_theirs());
+            }
+        }
+        // Their own tickets and preferences need no client.
+        LinkPurpose::Tickets | LinkPurpose::Preferences => {}
+        LinkPurpose::Statement | LinkPurpose::PaymentMethods | LinkPurpose::Contacts => {
+            if client_id.is_none() {
+                return Err(IssueError::NoClient);
+            }
+        }
+    }
+    let claims = LinkClaims {
+        purpose,
+        resource,
+        contact_id: contact.id,
+        generation: contact.link_generation,
+        expires_at: now_secs + config.link_ttl.as_secs() as i64,
+    };
+    let token = sign(&config.link_keys, &claims)?;
+    Ok(format!("{}/l/{token}", config.web.base_url))
+}
