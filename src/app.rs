@@ -25,6 +25,7 @@ pub struct App {
     pub db: Db,
     pub ingestor: Ingestor,
     pub sender: OutboxSender,
+    pub clock: SharedClock,
 }
 
 impl App {
@@ -53,7 +54,7 @@ impl App {
         };
         let sender = OutboxSender {
             db: db.clone(),
-            clock,
+            clock: clock.clone(),
             connector: SmtpConnector::new(config.smtp.clone()),
             ready,
             journal_dir: crate::jobs::send_journal::journal_dir(&config.storage.dir),
@@ -63,13 +64,26 @@ impl App {
             db,
             ingestor,
             sender,
+            clock,
         })
     }
 
     /// Runs the mailbox watchers and outbox senders until `cancel`, then waits
     /// for each to reach a safe point.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(&self.config.web.listen)
+            .await
+            .with_context(|| format!("web.listen: cannot listen on {}", self.config.web.listen))?;
         let tasks = tokio_util::task::TaskTracker::new();
+        {
+            let app = self.clone();
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                if let Err(e) = crate::web::serve(app, listener, cancel).await {
+                    tracing::error!(error = %e, "web server stopped");
+                }
+            });
+        }
         for mailbox in self.config.mailboxes.iter().cloned() {
             tasks.spawn(imap::watch(self.ingestor.clone(), mailbox, cancel.clone()));
         }

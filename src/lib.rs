@@ -29,3 +29,4 @@ pub mod links;
 pub mod mail;
 pub mod storage;
 pub mod tls;
+pub mod web;

@@ -62,6 +62,28 @@ pub async fn find_contact_by_email(
     Ok(row.map(contact_from_row))
 }
 
+pub async fn find_contact_by_id(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<Contact>, DbError> {
+    let row: Option<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(contact_from_row))
+}
+
+/// Revokes every link the contact holds (deactivation, address change).
+pub async fn bump_link_generation(conn: &mut AnyConnection, id: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE contacts SET link_generation = link_generation + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn find_client_by_domain(
     conn: &mut AnyConnection,
     domain: &str,

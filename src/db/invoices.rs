@@ -133,3 +133,106 @@ pub async fn quote_client(conn: &mut AnyConnection, number: &str) -> Result<Opti
         .await?;
     Ok(row.map(|r| r.0))
 }
+
+/// One stored line, as shown.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InvoiceLineRow {
+    pub description: String,
+    pub quantity_milli: i64,
+    pub unit_price_minor: i64,
+    pub tax_rate_bp: i64,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+}
+
+/// Everything the invoice page shows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InvoiceDetail {
+    pub summary: InvoiceSummary,
+    pub client_name: String,
+    pub issue_date: String,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub notes: Option<String>,
+    pub terms: Option<String>,
+    pub lines: Vec<InvoiceLineRow>,
+}
+
+pub async fn invoice_detail(
+    conn: &mut AnyConnection,
+    number: &str,
+) -> Result<Option<InvoiceDetail>, DbError> {
+    let Some(summary) = invoice_by_number(&mut *conn, number).await? else {
+        return Ok(None);
+    };
+    type Head = (String, String, i64, i64, Option<String>, Option<String>);
+    let head: Head = sqlx::query_as(
+        "SELECT c.name, i.issue_date, i.subtotal_minor, i.tax_minor, i.notes, i.terms \
+         FROM invoices i JOIN clients c ON c.id = i.client_id WHERE i.id = $1",
+    )
+    .bind(summary.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    type Line = (String, i64, i64, i64, i64, i64);
+    let lines: Vec<Line> = sqlx::query_as(
+        "SELECT description, quantity_milli, unit_price_minor, tax_rate_bp, net_minor, tax_minor \
+         FROM invoice_lines WHERE invoice_id = $1 ORDER BY position",
+    )
+    .bind(summary.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(InvoiceDetail {
+        summary,
+        client_name: head.0,
+        issue_date: head.1,
+        subtotal_minor: head.2,
+        tax_minor: head.3,
+        notes: head.4,
+        terms: head.5,
+        lines: lines
+            .into_iter()
+            .map(|l| InvoiceLineRow {
+                description: l.0,
+                quantity_milli: l.1,
+                unit_price_minor: l.2,
+                tax_rate_bp: l.3,
+                net_minor: l.4,
+                tax_minor: l.5,
+            })
+            .collect(),
+    }))
+}
+
+/// A snapshot of the business data a page request must never change: row
+/// counts of the billing, mail and ticket tables and every invoice's state.
+pub async fn business_snapshot(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
+    let mut out = Vec::new();
+    for table in [
+        "invoices",
+        "invoice_lines",
+        "payments",
+        "quotes",
+        "store_credit_entries",
+        "payment_methods",
+        "outbox",
+        "contacts",
+        "tickets",
+    ] {
+        let (n,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await?;
+        out.push(format!("{table}={n}"));
+    }
+    let states: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT number, status, paid_minor, updated_at FROM invoices ORDER BY number",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    out.extend(
+        states
+            .into_iter()
+            .map(|(n, s, p, u)| format!("{n}:{s}:{p}:{u}")),
+    );
+    Ok(out)
+}

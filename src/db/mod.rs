@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod conversation;
 pub mod inbound;
 pub mod invoices;
+pub mod link_opens;
 pub mod outbox;
 pub mod tickets;
 

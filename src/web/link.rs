@@ -1,0 +1,86 @@
+//! `GET /l/<token>`: a link from a mail. A valid link sets a cookie scoped to
+//! its page and redirects (303) there, so the token leaves the address bar
+//! and the history; an expired one explains itself; anything else is "not
+//! found". Only `link_opens` is written.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+use super::{current_contact, Denied, WebState, LINK_COOKIE};
+use crate::db::link_opens::{self, LinkOpen};
+use crate::links::{verify, LinkError, LinkPurpose};
+
+/// The clean URL of a link's page.
+pub(crate) fn page_path(purpose: LinkPurpose, resource: &str) -> String {
+    if purpose.takes_resource() {
+        format!("/{}/{resource}", purpose.as_str())
+    } else {
+        format!("/{}", purpose.as_str())
+    }
+}
+
+pub(crate) async fn open(
+    State(state): State<WebState>,
+    Path(token): Path<String>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let now_ms = state.app.clock.now_millis();
+    let (claims, result) = match verify(&state.app.config.link_keys, &token, now_ms / 1000) {
+        Ok(claims) => (claims, "opened"),
+        Err(LinkError::Expired(claims)) => (claims, "expired"),
+        Err(_) => return state.pages.not_found(),
+    };
+    let contact = current_contact(&state, &claims).await;
+    let result = if contact.is_err() { "revoked" } else { result };
+    let remote = connect.map(|c| c.0 .0.ip().to_string());
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    match state.app.db.conn().await {
+        Ok(mut conn) => {
+            let open = LinkOpen {
+                purpose: claims.purpose.as_str(),
+                resource: &claims.resource,
+                contact_id: claims.contact_id,
+                result,
+                remote_addr: remote.as_deref(),
+                user_agent,
+                at: now_ms,
+            };
+            if let Err(e) = link_opens::record(&mut conn, &open).await {
+                tracing::warn!(error = %e, "could not record a link open");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not record a link open"),
+    }
+    match (contact, result) {
+        (Err(Denied::NotFound | Denied::Expired), _) => state.pages.not_found(),
+        (Ok(_), "expired") => state.pages.expired(),
+        (Ok(_), _) => {
+            let path = page_path(claims.purpose, &claims.resource);
+            let secure = if state.app.config.web.base_url.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let max_age = (claims.expires_at - now_ms / 1000).max(0);
+            let cookie =
+                format!("{LINK_COOKIE}={token}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+            let mut response = (StatusCode::SEE_OTHER, ()).into_response();
+            let headers = response.headers_mut();
+            match (HeaderValue::from_str(&path), HeaderValue::from_str(&cookie)) {
+                (Ok(location), Ok(cookie)) => {
+                    headers.insert(header::LOCATION, location);
+                    headers.insert(header::SET_COOKIE, cookie);
+                    response
+                }
+                _ => state.pages.not_found(),
+            }
+        }
+    }
+}

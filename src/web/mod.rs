@@ -1,0 +1,135 @@
+//! The web view (SPEC §6): signed links from mails open server-rendered
+//! pages. GET and HEAD never change business data (mail link scanners open
+//! links too; an open is only appended to `link_opens`). Every response
+//! carries the security headers; tokens are never logged.
+//!
+//! Handlers live in one file per page; SQL stays in `db/`, HTML in
+//! `templates/web/`.
+
+mod invoice;
+mod link;
+pub mod pages;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::db::contacts::{self, Contact};
+use crate::links::{verify, LinkClaims, LinkError, LinkPurpose};
+use pages::Pages;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct WebState {
+    pub app: App,
+    pub pages: Pages,
+}
+
+/// The cookie that carries a verified link's token to its clean URL.
+pub(crate) const LINK_COOKIE: &str = "pd_link";
+
+pub fn router(app: App) -> Router {
+    let state = WebState {
+        pages: Pages::new(app.config.branding.clone()),
+        app,
+    };
+    Router::new()
+        .route("/l/{token}", get(link::open))
+        .route("/invoice/{number}", get(invoice::show))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serves the web view on `listener` until `cancel`.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+async fn not_found(axum::extract::State(state): axum::extract::State<WebState>) -> Response {
+    state.pages.not_found()
+}
+
+/// CSP without scripts, no referrer (a token in a URL must not leak to
+/// another site), no framing, no sniffing, no caching of client documents.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::CACHE_CONTROL, "no-store");
+    response
+}
+
+/// Why a token opens nothing.
+pub(crate) enum Denied {
+    /// Forged, altered, revoked, deactivated, or not for this page: the
+    /// answer is a plain "not found", whatever the reason.
+    NotFound,
+    /// Genuine, but past its expiry.
+    Expired,
+}
+
+/// Checks `token` for `purpose` (and `resource`, when given): the signature
+/// and expiry, then that the contact still exists, is active and holds the
+/// same link generation (a bumped generation revokes older links).
+pub(crate) async fn check_token(
+    state: &WebState,
+    token: &str,
+    expected: Option<(LinkPurpose, &str)>,
+) -> Result<(LinkClaims, Contact), Denied> {
+    let now = state.app.clock.now_millis() / 1000;
+    let claims = match verify(&state.app.config.link_keys, token, now) {
+        Ok(c) => c,
+        Err(LinkError::Expired(_)) => return Err(Denied::Expired),
+        Err(_) => return Err(Denied::NotFound),
+    };
+    if let Some((purpose, resource)) = expected {
+        if claims.purpose != purpose || claims.resource != resource {
+            return Err(Denied::NotFound);
+        }
+    }
+    let contact = current_contact(state, &claims).await?;
+    Ok((claims, contact))
+}
+
+/// The contact of `claims` if their links still hold.
+pub(crate) async fn current_contact(
+    state: &WebState,
+    claims: &LinkClaims,
+) -> Result<Contact, Denied> {
+    let mut conn = state.app.db.conn().await.map_err(|e| {
+        tracing::error!(error = %e, "database unavailable for a link");
+        Denied::NotFound
+    })?;
+    match contacts::find_contact_by_id(&mut conn, claims.contact_id).await {
+        Ok(Some(c)) if c.active && c.link_generation == claims.generation => Ok(c),
+        Ok(_) => Err(Denied::NotFound),
+        Err(e) => {
+            tracing::error!(error = %e, "contact lookup for a link failed");
+            Err(Denied::NotFound)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Server-rendered pages: the templates of `templates/web/`, the branding,
+//! and the formatting of money, quantities and rates for display. Handlers
+//! decide what to show; this module only turns it into HTML.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use handlebars::Handlebars;
+use serde_json::{json, Value};
+
+use crate::config::Branding;
+use crate::domain::{Currency, Money};
+
+const PAGES: &[(&str, &str)] = &[
+    (
+        "layout_head",
+        include_str!("../../templates/web/layout_head.hbs"),
+    ),
+    (
+        "layout_foot",
+        include_str!("../../templates/web/layout_foot.hbs"),
+    ),
+    ("invoice", include_str!("../../templates/web/invoice.hbs")),
+    (
+        "not_found",
+        include_str!("../../templates/web/not_found.hbs"),
+    ),
+    ("expired", include_str!("../../templates/web/expired.hbs")),
+];
+
+#[derive(Clone)]
+pub struct Pages {
+    registry: Arc<Handlebars<'static>>,
+    branding: Branding,
+}
+
+impl Pages {
+    pub fn new(branding: Branding) -> Self {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        for (name, text) in PAGES {
+            if name.starts_with("layout_") {
+                registry
+                    .register_partial(name, *text)
+                    .expect("built-in partials parse");
+            } else {
+                registry
+                    .register_template_string(name, *text)
+                    .expect("built-in pages parse");
+            }
+        }
+        Self {
+            registry: Arc::new(registry),
+            branding,
+        }
+    }
+
+    /// Renders page `name` with `data` (an object) plus `title` and `brand`.
+    pub fn render(&self, status: StatusCode, name: &str, title: &str, mut data: Value) -> Response {
+        if let Value::Object(map) = &mut data {
+            map.insert("title".into(), json!(title));
+            map.insert(
+                "brand".into(),
+                json!({
+                    "company_name": self.branding.company_name,
+                    "primary_color": self.branding.primary_color,
+                    "footer": self.branding.footer,
+                }),
+            );
+        }
+        match self.registry.render(name, &data) {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(page = name, error = %e, "page template failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal error").into_response()
+            }
+        }
+    }
+
+    pub fn not_found(&self) -> Response {
+        self.render(StatusCode::NOT_FOUND, "not_found", "Not found", json!({}))
+    }
+
+    pub fn expired(&self) -> Response {
+        self.render(StatusCode::GONE, "expired", "Link expired", json!({}))
+    }
+}
+
+/// "1,234.50 EUR": grouped thousands, the currency's decimals, the code.
+pub fn money(minor: i64, currency: &str) -> String {
+    let Ok(cur) = Currency::parse(currency) else {
+        return format!("{minor} {currency}");
+    };
+    let plain = Money::from_minor(minor, cur).to_string();
+    let (sign, digits) = match plain.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", plain.as_str()),
+    };
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match fraction {
+        Some(f) => format!("{sign}{grouped}.{f} {}", cur.code()),
+        None => format!("{sign}{grouped} {}", cur.code()),
+    }
+}
+
+/// Thousandths as a short decimal: 1500 → "1.5", 12000 → "12".
+pub fn quantity(thousandths: i64) -> String {
+    decimal(thousandths, 3)
+}
+
+/// Hundredths of a percent: 1900 → "19 %", 770 → "7.7 %".
+pub fn tax_rate(basis_points: i64) -> String {
+    format!("{} %", decimal(basis_points, 2))
+}
+
+fn decimal(value: i64, places: u32) -> String {
+    let scale = 10i64.pow(places);
+    let sign = if value < 0 { "-" } else { "" };
+    let abs = value.unsigned_abs();
+    let whole = abs / scale as u64;
+    let fraction = abs % scale as u64;
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let f = format!("{fraction:0width$}", width = places as usize);
+    format!("{sign}{whole}.{}", f.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(money(123_456_789, "EUR"), "1,234,567.89 EUR");
+        assert_eq!(money(-5, "EUR"), "-0.05 EUR");
+        assert_eq!(money(5000, "JPY"), "5,000 JPY");
+        assert_eq!(money(125, "KWD"), "0.125 KWD");
+        assert_eq!(quantity(1500), "1.5");
+        assert_eq!(quantity(12_000), "12");
+        assert_eq!(quantity(333), "0.333");
+        assert_eq!(tax_rate(1900), "19 %");
+        assert_eq!(tax_rate(770), "7.7 %");
+    }
+}

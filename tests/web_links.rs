@@ -1,0 +1,373 @@
+//! Signed links on the web (issue 4): `/l/<token>` verifies, records the
+//! open, sets a cookie scoped to the page and redirects to it; the invoice
+//! page shows what the link may show. Tampering, expiry, revocation and key
+//! rotation; GET and HEAD change no business row.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use common::*;
+use postdesk::app::App;
+use postdesk::clock::{Clock, ManualClock, SharedClock};
+use postdesk::db::{contacts, invoices, link_opens};
+use postdesk::domain::EmailAddress;
+use postdesk::links::{link_for, LinkPurpose};
+use tower::ServiceExt;
+
+const START_MS: i64 = 1_795_000_000_000;
+
+struct Site {
+    t: TestEnv,
+    app: App,
+    clock: ManualClock,
+    router: Router,
+    alice: EmailAddress,
+    invoice: String,
+}
+
+fn billing_json(t: &TestEnv) -> String {
+    format!(
+        r#"{{"clients":[{{"name":"Customer {tag}","domains":["customer.test"],"contacts":[
+    {{"name":"Alice","email":"{alice}","types":["primary","billing"]}}]}},
+  {{"name":"Other {tag}","domains":["other-{tag}.test"],"contacts":[
+    {{"name":"Olga","email":"olga@other-{tag}.test","types":["billing"]}}]}}],
+ "invoices":[{{"number":"INV-{tag}-1","client":"Customer {tag}","currency":"EUR","issue_date":"2026-11-01",
+    "due_date":"2026-11-15","terms":"Net 14","lines":[
+      {{"description":"Managed workplace","quantity":"12","unit_price":"45.00","tax_rate":"19"}},
+      {{"description":"On-site hours","quantity":"1.5","unit_price":"85","tax_rate":"19"}}]}},
+  {{"number":"INV-{tag}-2","client":"Other {tag}","currency":"EUR","issue_date":"2026-11-01",
+    "due_date":"2026-11-15","lines":[{{"description":"Secret other thing","quantity":"1","unit_price":"1"}}]}}]}}"#,
+        tag = t.tag,
+        alice = t.addr("alice", "customer.test"),
+    )
+}
+
+async fn site_with(extra: impl Fn(&TestEnv) -> String) -> Site {
+    let t = TestEnv::new().await;
+    let clock = ManualClock::new(START_MS);
+    let shared: SharedClock = Arc::new(clock.clone());
+    let app = App::open(t.config(&extra(&t)), shared).await.unwrap();
+    let data = postdesk::import::parse(&billing_json(&t), "billing.json").unwrap();
+    postdesk::import::import(&app.db, &data, "billing.json", START_MS)
+        .await
+        .unwrap();
+    Site {
+        router: postdesk::web::router(app.clone()),
+        alice: EmailAddress::parse(&t.addr("alice", "customer.test")).unwrap(),
+        invoice: format!("INV-{}-1", t.tag),
+        t,
+        app,
+        clock,
+    }
+}
+
+async fn site() -> Site {
+    site_with(|_| String::new()).await
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Site {
+    async fn request(&self, method: Method, path: &str, cookie: Option<&str>) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.request(Method::GET, path, cookie).await
+    }
+
+    /// The path of a fresh invoice link for Alice.
+    async fn invoice_link(&self) -> String {
+        let url = link_for(
+            &self.app.db,
+            &self.app.config,
+            LinkPurpose::Invoice,
+            Some(&self.invoice),
+            &self.alice,
+            self.clock.now_millis() / 1000,
+        )
+        .await
+        .unwrap();
+        url.strip_prefix(&self.app.config.web.base_url)
+            .unwrap()
+            .to_string()
+    }
+
+    async fn snapshot(&self) -> Vec<String> {
+        let mut conn = self.app.db.conn().await.unwrap();
+        invoices::business_snapshot(&mut conn).await.unwrap()
+    }
+
+    async fn alice_opens(&self) -> i64 {
+        let mut conn = self.app.db.conn().await.unwrap();
+        let c = contacts::find_contact_by_email(&mut conn, &self.alice)
+            .await
+            .unwrap()
+            .unwrap();
+        link_opens::count_for_contact(&mut conn, c.id)
+            .await
+            .unwrap()
+    }
+}
+
+/// `pd_link=<token>` from a Set-Cookie header, and its attributes.
+fn cookie_of(reply: &Reply) -> (String, String) {
+    let set = reply
+        .headers
+        .get(header::SET_COOKIE)
+        .expect("a cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pair = set.split(';').next().unwrap().to_string();
+    (pair, set)
+}
+
+fn assert_security_headers(reply: &Reply) {
+    let h = |name: header::HeaderName| {
+        reply
+            .headers
+            .get(&name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let csp = h(header::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(h(header::REFERRER_POLICY), "no-referrer");
+    assert_eq!(h(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(h(header::CACHE_CONTROL), "no-store");
+}
+
+#[tokio::test]
+async fn a_link_redirects_to_a_clean_url_that_shows_the_invoice() {
+    let s = site().await;
+    let link = s.invoice_link().await;
+    let reply = s.get(&link, None).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_security_headers(&reply);
+    let location = reply
+        .headers
+        .get(header::LOCATION)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(location, format!("/invoice/{}", s.invoice));
+    let (cookie, attributes) = cookie_of(&reply);
+    assert!(attributes.contains("HttpOnly"), "{attributes}");
+    assert!(attributes.contains("SameSite=Lax"), "{attributes}");
+    assert!(
+        attributes.contains(&format!("Path=/invoice/{}", s.invoice)),
+        "scoped to the page: {attributes}"
+    );
+    assert!(
+        attributes.contains(&format!("Max-Age={}", 45 * 86_400)),
+        "{attributes}"
+    );
+
+    let page = s.get(location, Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_security_headers(&page);
+    let body = &page.body;
+    assert!(body.contains(&format!("Invoice {}", s.invoice)), "{body}");
+    assert!(body.contains(&format!("Customer {}", s.t.tag)));
+    assert_eq!(body.matches("Managed workplace").count(), 1);
+    assert_eq!(body.matches("On-site hours").count(), 1);
+    // 540.00 + 127.50 net; 19 % tax per line: 102.60 + 24.23
+    assert!(body.contains("667.50 EUR"), "subtotal");
+    assert!(body.contains("126.83 EUR"), "tax");
+    assert!(body.contains("794.33 EUR"), "total and balance");
+    assert!(body.contains(">Sent<"), "status");
+    assert!(body.contains("2026-11-15"));
+    assert!(!body.contains("<script"), "no JavaScript");
+    assert!(!body.contains("Secret other thing"));
+
+    // Without the cookie, or with it on another invoice's URL: not found.
+    let other = format!("/invoice/INV-{}-2", s.t.tag);
+    assert_eq!(s.get(location, None).await.status, StatusCode::NOT_FOUND);
+    let wrong = s.get(&other, Some(&cookie)).await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    assert!(!wrong.body.contains("Secret other thing"));
+    assert_security_headers(&wrong);
+}
+
+#[tokio::test]
+async fn get_and_head_change_no_business_row_and_only_append_link_opens() {
+    let s = site().await;
+    let link = s.invoice_link().await;
+    let before = s.snapshot().await;
+    let opens_before = s.alice_opens().await;
+    let mut cookie = String::new();
+    for method in [Method::HEAD, Method::GET, Method::HEAD, Method::GET] {
+        let reply = s.request(method.clone(), &link, None).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{method}");
+        cookie = cookie_of(&reply).0;
+        let page = s
+            .request(
+                method.clone(),
+                &format!("/invoice/{}", s.invoice),
+                Some(&cookie),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{method}");
+        if method == Method::HEAD {
+            assert!(page.body.is_empty());
+        }
+    }
+    assert!(!cookie.is_empty());
+    assert_eq!(s.snapshot().await, before, "no business data changed");
+    assert_eq!(
+        s.alice_opens().await,
+        opens_before + 4,
+        "each open recorded"
+    );
+}
+
+#[tokio::test]
+async fn every_altered_token_is_not_found() {
+    let s = site().await;
+    let link = s.invoice_link().await;
+    let token = link.strip_prefix("/l/").unwrap();
+    let bytes = token.as_bytes();
+    for i in 0..bytes.len() {
+        let mut altered = bytes.to_vec();
+        // Keep it a valid path character: swap between two URL-safe letters.
+        altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        let reply = s.get(&format!("/l/{altered}"), None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "byte {i}");
+        assert!(reply.headers.get(header::SET_COOKIE).is_none());
+        assert!(reply.body.contains("Not found"));
+    }
+    // The page itself with an altered cookie.
+    let altered = format!("pd_link={}x", token);
+    let reply = s
+        .get(&format!("/invoice/{}", s.invoice), Some(&altered))
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(s.get("/l/", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get("/nothing-here", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_expired_link_explains_itself_and_the_page_stops_opening() {
+    let s = site().await;
+    let link = s.invoice_link().await;
+    let cookie = cookie_of(&s.get(&link, None).await).0;
+    s.clock.advance(std::time::Duration::from_secs(46 * 86_400));
+    let reply = s.get(&link, None).await;
+    assert_eq!(reply.status, StatusCode::GONE);
+    assert!(reply.body.contains("expired"), "{}", reply.body);
+    assert!(reply.headers.get(header::SET_COOKIE).is_none());
+    let page = s
+        .get(&format!("/invoice/{}", s.invoice), Some(&cookie))
+        .await;
+    assert_eq!(page.status, StatusCode::GONE);
+    assert!(!page.body.contains("Managed workplace"));
+}
+
+#[tokio::test]
+async fn a_revoked_contact_generation_kills_old_links_and_cookies() {
+    let s = site().await;
+    let link = s.invoice_link().await;
+    let cookie = cookie_of(&s.get(&link, None).await).0;
+    let mut conn = s.app.db.conn().await.unwrap();
+    let alice = contacts::find_contact_by_email(&mut conn, &s.alice)
+        .await
+        .unwrap()
+        .unwrap();
+    contacts::bump_link_generation(&mut conn, alice.id)
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(s.get(&link, None).await.status, StatusCode::NOT_FOUND);
+    let page = s
+        .get(&format!("/invoice/{}", s.invoice), Some(&cookie))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    // A link made now carries the new generation and works.
+    let fresh = s.invoice_link().await;
+    assert_eq!(s.get(&fresh, None).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn links_survive_a_key_rotation_until_the_old_key_is_removed() {
+    let s = site().await;
+    let old_link = s.invoice_link().await;
+    // The new key signs; the old one still verifies.
+    let new_key =
+        "[[links.keys]]\nid = \"new\"\nsecret = \"new-secret-0123456789abcdef0123456789\"\n";
+    let mut config = s.t.config("");
+    let old_keys = config.link_keys.clone();
+    let parsed_new = s.t.config(new_key).link_keys;
+    // `config(extra)` appends: [test, new]; put the new key first.
+    config.link_keys = vec![parsed_new[1].clone(), old_keys[0].clone()];
+    let clock: SharedClock = Arc::new(s.clock.clone());
+    let app = App::open(config.clone(), clock.clone()).await.unwrap();
+    let router = postdesk::web::router(app.clone());
+    let get = |router: Router, path: String| async move {
+        router
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        get(router.clone(), old_link.clone()).await,
+        StatusCode::SEE_OTHER
+    );
+    let new_link = link_for(
+        &app.db,
+        &app.config,
+        LinkPurpose::Invoice,
+        Some(&s.invoice),
+        &s.alice,
+        s.clock.now_millis() / 1000,
+    )
+    .await
+    .unwrap();
+    assert!(new_link.contains("/l/new."), "{new_link}");
+    // The old key retired.
+    config.link_keys = vec![parsed_new[1].clone()];
+    let app = App::open(config, clock).await.unwrap();
+    let router = postdesk::web::router(app.clone());
+    assert_eq!(get(router.clone(), old_link).await, StatusCode::NOT_FOUND);
+    let new_path = new_link
+        .strip_prefix(&app.config.web.base_url)
+        .unwrap()
+        .to_string();
+    assert_eq!(get(router, new_path).await, StatusCode::SEE_OTHER);
+}
