@@ -5,10 +5,18 @@
 
 /// Wide enough that prose is never re-wrapped; quoting still works per line.
 const WIDTH: usize = 1_000;
+/// Beyond these the renderer's cost grows too fast (deep nesting is how a
+/// hostile mail would stall ingest); the caller's flat conversion is used.
+const MAX_HTML_BYTES: usize = 512 * 1024;
+const MAX_DEPTH: usize = 100;
 
-/// Plain text of `html`; `None` when the renderer gives up (the caller then
-/// keeps the parser's own conversion).
+/// Plain text of `html`; `None` when the renderer gives up or the HTML is too
+/// large or too deeply nested for it (the caller then keeps the parser's own
+/// conversion).
 pub fn html_to_text(html: &str) -> Option<String> {
+    if html.len() > MAX_HTML_BYTES || nesting_depth(html) > MAX_DEPTH {
+        return None;
+    }
     let text = html2text::config::plain_no_decorate()
         .raw_mode(true)
         .allow_width_overflow()
@@ -23,6 +31,39 @@ pub fn html_to_text(html: &str) -> Option<String> {
             .trim_end()
             .to_string(),
     )
+}
+
+/// An upper estimate of how deeply `html`'s elements nest: opening tags
+/// minus closing ones, at their highest (void elements never close).
+fn nesting_depth(html: &str) -> usize {
+    const VOID: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr",
+    ];
+    let bytes = html.as_bytes();
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut i = 0;
+    while let Some(offset) = bytes[i..].iter().position(|&b| b == b'<') {
+        let start = i + offset + 1;
+        i = start;
+        let closing = bytes.get(start) == Some(&b'/');
+        let name_start = if closing { start + 1 } else { start };
+        let name_len = bytes[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 {
+            continue;
+        }
+        let name = html[name_start..name_start + name_len].to_ascii_lowercase();
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if !VOID.contains(&name.as_str()) {
+            depth += 1;
+            max = max.max(depth);
+        }
+    }
+    max
 }
 
 #[cfg(test)]
@@ -48,5 +89,15 @@ mod tests {
         assert!(text.contains("> Middle"), "{text}");
         assert!(text.contains("> > Bottom"), "{text}");
         assert!(text.contains("Cell A") && text.contains("Cell B"), "{text}");
+    }
+
+    #[test]
+    fn hostile_nesting_and_size_fall_back_to_the_flat_conversion() {
+        let deep = "<div>".repeat(100_000) + "x" + &"</div>".repeat(100_000);
+        assert_eq!(html_to_text(&deep), None);
+        assert_eq!(html_to_text(&"<p>a</p>".repeat(100_000)), None, "too large");
+        let ordinary = "<div><p>Hi<br>there<img src=x></p></div>".repeat(50);
+        assert!(nesting_depth(&ordinary) <= 3);
+        assert!(html_to_text(&ordinary).is_some());
     }
 }
