@@ -291,7 +291,10 @@ async fn an_expired_link_explains_itself_and_the_page_stops_opening() {
     let reply = s.get(&link, None).await;
     assert_eq!(reply.status, StatusCode::GONE);
     assert!(reply.body.contains("expired"), "{}", reply.body);
-    assert!(reply.headers.get(header::SET_COOKIE).is_none());
+    assert!(
+        !cookie_of(&reply).0.starts_with("pd_link="),
+        "no page cookie, only the form's"
+    );
     let page = s
         .get(&format!("/invoice/{}", s.invoice), Some(&cookie))
         .await;
@@ -370,4 +373,124 @@ async fn links_survive_a_key_rotation_until_the_old_key_is_removed() {
         .unwrap()
         .to_string();
     assert_eq!(get(router, new_path).await, StatusCode::SEE_OTHER);
+}
+
+impl Site {
+    async fn post_form(&self, path: &str, cookie: Option<&str>, form: &str) -> Reply {
+        let mut req =
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::from(form.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    async fn fresh_links(&self) -> Vec<postdesk::db::outbox::OutboxEntry> {
+        let mut conn = self.app.db.conn().await.unwrap();
+        postdesk::db::outbox::list(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.kind == "fresh-link")
+            .collect()
+    }
+}
+
+/// The value of `name="<field>"`'s hidden input in a page.
+fn hidden(body: &str, field: &str) -> String {
+    let marker = format!("name=\"{field}\" value=\"");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{field} in {body}"))
+        + marker.len();
+    body[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_expired_link_mails_a_fresh_one_to_the_address_on_file_once_an_hour() {
+    let s = site().await;
+    let link = s.invoice_link().await;
+    s.clock.advance(std::time::Duration::from_secs(46 * 86_400));
+    let page = s.get(&link, None).await;
+    assert_eq!(page.status, StatusCode::GONE);
+    let (csrf_cookie, attributes) = cookie_of(&page);
+    assert!(attributes.contains("SameSite=Strict") && attributes.contains("HttpOnly"));
+    let token = hidden(&page.body, "token");
+    let csrf = hidden(&page.body, "csrf");
+    let form = format!("token={token}&csrf={csrf}");
+
+    // Without the cookie, or with another value: refused, nothing queued.
+    assert_eq!(
+        s.post_form("/l/renew", None, &form).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let forged = format!("token={token}&csrf={}", "0".repeat(32));
+    assert_eq!(
+        s.post_form("/l/renew", Some(&csrf_cookie), &forged)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(s.fresh_links().await.is_empty());
+
+    let sent = s.post_form("/l/renew", Some(&csrf_cookie), &form).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert!(sent.body.contains("address we have on file"));
+    assert!(
+        !sent.body.contains(s.alice.as_str()),
+        "the address is not shown"
+    );
+    let mails = s.fresh_links().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].recipients, vec![s.alice.to_string()]);
+    assert!(
+        mails[0].subject.contains(&s.invoice),
+        "{}",
+        mails[0].subject
+    );
+
+    // The mailed link opens the invoice.
+    let mut conn = s.app.db.conn().await.unwrap();
+    let raw = postdesk::db::outbox::raw_of(&mut conn, mails[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = parsed.body_text(0).unwrap().to_string();
+    let url = text
+        .split_whitespace()
+        .find(|w| w.contains("/l/"))
+        .unwrap_or_else(|| panic!("a link in {text}"));
+    let path = url.strip_prefix(&s.app.config.web.base_url).unwrap();
+    assert_eq!(s.get(path, None).await.status, StatusCode::SEE_OTHER);
+
+    // Asked again within the hour: the same answer, no second mail.
+    let again = s.post_form("/l/renew", Some(&csrf_cookie), &form).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(s.fresh_links().await.len(), 1);
+
+    // A forged token gets nothing.
+    let bad = format!("token={}x&csrf={csrf}", token);
+    assert_eq!(
+        s.post_form("/l/renew", Some(&csrf_cookie), &bad)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

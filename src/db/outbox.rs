@@ -279,3 +279,32 @@ pub async fn pending_count(conn: &mut AnyConnection) -> Result<i64, DbError> {
         .await?;
     Ok(n)
 }
+
+/// How many mails of `kind` went to `email` since `since` (any status but
+/// rate-limited): for per-purpose limits such as fresh links.
+pub async fn recent_of_kind(
+    conn: &mut AnyConnection,
+    kind: &str,
+    email: &str,
+    since: Millis,
+) -> Result<i64, DbError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM outbox_recipients r JOIN outbox o ON o.id = r.outbox_id \
+         WHERE o.kind = $1 AND r.email = $2 AND r.created_at >= $3 AND o.status <> 'rate-limited'",
+    )
+    .bind(kind)
+    .bind(email.to_ascii_lowercase())
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n)
+}
+
+/// The rendered message of outbox row `id`, as it is (or was) sent.
+pub async fn raw_of(conn: &mut AnyConnection, id: i64) -> Result<Option<Vec<u8>>, DbError> {
+    let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT raw FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.0))
+}

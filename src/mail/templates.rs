@@ -40,6 +40,7 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "public_reply",
     "status_changed",
     "command_rejected",
+    "fresh_link",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

@@ -35,7 +35,7 @@ pub(crate) async fn show(
     let (_claims, contact) =
         match check_token(&state, &token, Some((LinkPurpose::Invoice, &number))).await {
             Ok(ok) => ok,
-            Err(Denied::Expired) => return state.pages.expired(),
+            Err(Denied::Expired) => return super::renew::expired_page(&state, &token),
             Err(Denied::NotFound) => return state.pages.not_found(),
         };
     let detail = match state.app.db.conn().await {

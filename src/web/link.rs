@@ -60,7 +60,7 @@ pub(crate) async fn open(
     }
     match (contact, result) {
         (Err(Denied::NotFound | Denied::Expired), _) => state.pages.not_found(),
-        (Ok(_), "expired") => state.pages.expired(),
+        (Ok(_), "expired") => super::renew::expired_page(&state, &token),
         (Ok(_), _) => {
             let path = page_path(claims.purpose, &claims.resource);
             let secure = if state.app.config.web.base_url.starts_with("https://") {

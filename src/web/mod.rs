@@ -9,6 +9,7 @@
 mod invoice;
 mod link;
 pub mod pages;
+mod renew;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -39,6 +40,7 @@ pub fn router(app: App) -> Router {
         app,
     };
     Router::new()
+        .route("/l/renew", axum::routing::post(renew::renew))
         .route("/l/{token}", get(link::open))
         .route("/invoice/{number}", get(invoice::show))
         .fallback(not_found)

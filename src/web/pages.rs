@@ -27,6 +27,14 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../templates/web/not_found.hbs"),
     ),
     ("expired", include_str!("../../templates/web/expired.hbs")),
+    (
+        "renew_sent",
+        include_str!("../../templates/web/renew_sent.hbs"),
+    ),
+    (
+        "form_expired",
+        include_str!("../../templates/web/form_expired.hbs"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -80,10 +88,6 @@ impl Pages {
 
     pub fn not_found(&self) -> Response {
         self.render(StatusCode::NOT_FOUND, "not_found", "Not found", json!({}))
-    }
-
-    pub fn expired(&self) -> Response {
-        self.render(StatusCode::GONE, "expired", "Link expired", json!({}))
     }
 }
 

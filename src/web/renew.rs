@@ -1,0 +1,195 @@
+//! An expired link offers to mail a fresh one to the address on file
+//! (SPEC §6). The page's form is protected by a double-submit CSRF value (a
+//! random value in a SameSite=Strict cookie and in the form); the POST mails
+//! the contact's current address through the outbox, at most once an hour
+//! per contact, and answers the same whether or not a mail went out.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use rand::RngCore;
+use serde_json::json;
+
+use super::{current_contact, WebState};
+use crate::db::outbox;
+use crate::domain::EmailAddress;
+use crate::links::{link_for, verify, LinkError, LinkPurpose};
+use crate::mail::outgoing::MailRequest;
+
+const CSRF_COOKIE: &str = "pd_csrf";
+const KIND: &str = "fresh-link";
+const ONE_HOUR_MS: i64 = 3_600_000;
+
+/// The expired page for `token`, with its form and CSRF cookie.
+pub(crate) fn expired_page(state: &WebState, token: &str) -> Response {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let csrf = hex::encode(bytes);
+    let mut response = state.pages.render(
+        StatusCode::GONE,
+        "expired",
+        "Link expired",
+        json!({ "token": token, "csrf": csrf }),
+    );
+    let secure = if state.app.config.web.base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/l/renew; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct RenewForm {
+    token: String,
+    csrf: String,
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn described(purpose: LinkPurpose, resource: &str) -> String {
+    match purpose {
+        LinkPurpose::Invoice => format!("invoice {resource}"),
+        LinkPurpose::Quote => format!("quote {resource}"),
+        LinkPurpose::Ticket => format!("ticket {resource}"),
+        LinkPurpose::Tickets => "your tickets".into(),
+        LinkPurpose::Statement => "your statement".into(),
+        LinkPurpose::PaymentMethods => "your payment methods".into(),
+        LinkPurpose::Contacts => "your company's contacts".into(),
+        LinkPurpose::Preferences => "your mail preferences".into(),
+    }
+}
+
+pub(crate) async fn renew(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<RenewForm>,
+) -> Response {
+    let csrf_ok = cookie_value(&headers, CSRF_COOKIE)
+        .is_some_and(|c| !form.csrf.is_empty() && same(&c, &form.csrf));
+    if !csrf_ok {
+        return state.pages.render(
+            StatusCode::FORBIDDEN,
+            "form_expired",
+            "Please try again",
+            json!({}),
+        );
+    }
+    let now_ms = state.app.clock.now_millis();
+    let claims = match verify(&state.app.config.link_keys, &form.token, now_ms / 1000) {
+        Ok(c) | Err(LinkError::Expired(c)) => c,
+        Err(_) => return state.pages.not_found(),
+    };
+    let Ok(contact) = current_contact(&state, &claims).await else {
+        return state.pages.not_found();
+    };
+    let sent = state
+        .pages
+        .render(StatusCode::OK, "renew_sent", "Check your mail", json!({}));
+    if let Err(e) = mail_fresh_link(&state, &claims, &contact.email, now_ms).await {
+        tracing::error!(error = %e, "could not queue a fresh link");
+        return state.pages.render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "form_expired",
+            "Please try again",
+            json!({}),
+        );
+    }
+    sent
+}
+
+/// Queues the fresh link unless one went to this contact within the hour.
+async fn mail_fresh_link(
+    state: &WebState,
+    claims: &crate::links::LinkClaims,
+    email: &str,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    let app = &state.app;
+    let address = EmailAddress::parse(email)?;
+    let resource = (!claims.resource.is_empty()).then_some(claims.resource.as_str());
+    // The document may have moved out of the contact's reach meanwhile.
+    let link = match link_for(
+        &app.db,
+        &app.config,
+        claims.purpose,
+        resource,
+        &address,
+        now_ms / 1000,
+    )
+    .await
+    {
+        Ok(link) => link,
+        Err(e) => {
+            tracing::info!(reason = %e, "no fresh link for an expired one");
+            return Ok(());
+        }
+    };
+    let mut tx = app.db.begin().await?;
+    if outbox::recent_of_kind(&mut tx, KIND, email, now_ms - ONE_HOUR_MS).await? > 0 {
+        return Ok(());
+    }
+    let expires =
+        chrono::DateTime::from_timestamp_millis(now_ms + app.config.link_ttl.as_millis() as i64)
+            .map(|d| d.format("%-d %B %Y").to_string())
+            .unwrap_or_default();
+    let branding = &app.config.branding;
+    let queued = app
+        .ingestor
+        .mailer
+        .queue(
+            &mut tx,
+            MailRequest {
+                kind: KIND,
+                template: "fresh_link",
+                data: json!({
+                    "link": link,
+                    "what": described(claims.purpose, &claims.resource),
+                    "expires": expires,
+                    "branding": {
+                        "company_name": branding.company_name,
+                        "primary_color": branding.primary_color,
+                        "footer": branding.footer,
+                        "subject_prefix": branding.subject_prefix,
+                    },
+                }),
+                to: vec![address],
+                cc: Vec::new(),
+                ticket: None,
+                visibility: crate::db::tickets::Visibility::System,
+                automated: true,
+                from_name: None,
+                in_reply_to: None,
+                extra_references: &[],
+            },
+            now_ms,
+        )
+        .await?;
+    tx.commit().await?;
+    if queued.is_some() {
+        app.ingestor.outbox_ready.notify_one();
+    }
+    Ok(())
+}
