@@ -74,6 +74,7 @@ impl App {
         let listener = tokio::net::TcpListener::bind(&self.config.web.listen)
             .await
             .with_context(|| format!("web.listen: cannot listen on {}", self.config.web.listen))?;
+        let web_address = listener.local_addr().ok();
         let tasks = tokio_util::task::TaskTracker::new();
         {
             let app = self.clone();
@@ -94,6 +95,7 @@ impl App {
         tracing::info!(
             mailboxes = self.config.mailboxes.len(),
             senders = self.config.smtp.connections,
+            web = ?web_address,
             "postdesk running"
         );
         cancel.cancelled().await;
