@@ -19,11 +19,11 @@
 use serde::Deserialize;
 
 use crate::clock::Millis;
-use crate::db::invoices::{self, NewInvoice, NewInvoiceLine};
+use crate::db::invoices::{self, NewInvoice, NewInvoiceLine, NewQuote};
 use crate::db::{contacts, Db, DbError};
 use crate::domain::{
     price_line, totals, ContactTypes, Currency, EmailAddress, InvoiceStatus, Money, Quantity,
-    TaxRate, TaxRounding,
+    QuoteStatus, TaxRate, TaxRounding,
 };
 
 #[derive(Debug, Deserialize)]
@@ -33,6 +33,27 @@ pub struct ImportFile {
     pub clients: Vec<ImportClient>,
     #[serde(default)]
     pub invoices: Vec<ImportInvoice>,
+    #[serde(default)]
+    pub quotes: Vec<ImportQuote>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuote {
+    pub number: String,
+    pub client: String,
+    pub currency: String,
+    pub issue_date: String,
+    pub expiry_date: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub tax_rounding: Option<TaxRounding>,
+    pub lines: Vec<ImportLine>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub terms: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +142,8 @@ pub struct ImportSummary {
     /// Invoices added; numbers already present are counted in `invoices_kept`.
     pub invoices: usize,
     pub invoices_kept: usize,
+    pub quotes: usize,
+    pub quotes_kept: usize,
 }
 
 /// An invoice with every field typed and every amount computed.
@@ -135,25 +158,11 @@ fn validate_invoices(data: &ImportFile, file: &str) -> Result<Vec<ValidInvoice>,
         path,
         message,
     };
-    let date = |path: String, text: &str| {
-        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-            .map_err(|_| invalid(path, format!("`{text}` is not a date like 2026-11-23")))
-    };
+    let date = |path: String, text: &str| calendar_date(file, &path, text);
     let mut out = Vec::new();
     for (i, inv) in data.invoices.iter().enumerate() {
         let at = |field: &str| format!("invoices[{i}].{field}");
-        let number = inv.number.trim().to_string();
-        if number.is_empty()
-            || number.len() > 64
-            || !number
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/'))
-        {
-            return Err(invalid(
-                at("number"),
-                "must be 1-64 letters, digits, '-', '_' or '/'".into(),
-            ));
-        }
+        let number = document_number(file, &at("number"), &inv.number)?;
         let currency =
             Currency::parse(&inv.currency).map_err(|e| invalid(at("currency"), e.to_string()))?;
         let issue_date = date(at("issue_date"), &inv.issue_date)?;
@@ -173,47 +182,14 @@ fn validate_invoices(data: &ImportFile, file: &str) -> Result<Vec<ValidInvoice>,
                 )
             })?,
         };
-        if inv.lines.is_empty() {
-            return Err(invalid(
-                at("lines"),
-                "an invoice needs at least one line".into(),
-            ));
-        }
-        let mut lines = Vec::new();
-        for (j, l) in inv.lines.iter().enumerate() {
-            let at = |field: &str| format!("invoices[{i}].lines[{j}].{field}");
-            let description = l.description.trim().to_string();
-            if description.is_empty() {
-                return Err(invalid(at("description"), "must not be empty".into()));
-            }
-            let quantity = Quantity::parse(&l.quantity.text())
-                .map_err(|e| invalid(at("quantity"), e.to_string()))?;
-            let unit_price = Money::parse(&l.unit_price.text(), currency)
-                .map_err(|e| invalid(at("unit_price"), e.to_string()))?;
-            let rate = match &l.tax_rate {
-                None => TaxRate::from_basis_points(0),
-                Some(r) => {
-                    TaxRate::parse(&r.text()).map_err(|e| invalid(at("tax_rate"), e.to_string()))?
-                }
-            };
-            let priced = price_line(quantity, unit_price, rate)
-                .map_err(|e| invalid(format!("invoices[{i}].lines[{j}]"), e.to_string()))?;
-            lines.push(NewInvoiceLine {
-                description,
-                quantity,
-                unit_price,
-                priced,
-            });
-        }
         let tax_rounding = inv.tax_rounding.unwrap_or(TaxRounding::PerLine);
-        let priced: Vec<_> = lines.iter().map(|l| l.priced.clone()).collect();
-        let totals = totals(&priced, currency, tax_rounding)
-            .map_err(|e| invalid(at("lines"), e.to_string()))?;
-        let text = |v: &Option<String>| {
-            v.as_ref()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-        };
+        let (lines, totals) = priced_lines(
+            file,
+            &format!("invoices[{i}]"),
+            &inv.lines,
+            currency,
+            tax_rounding,
+        )?;
         out.push(ValidInvoice {
             client: inv.client.trim().to_string(),
             invoice: NewInvoice {
@@ -226,8 +202,8 @@ fn validate_invoices(data: &ImportFile, file: &str) -> Result<Vec<ValidInvoice>,
                 tax_rounding,
                 lines,
                 totals,
-                notes: text(&inv.notes),
-                terms: text(&inv.terms),
+                notes: optional_text(&inv.notes),
+                terms: optional_text(&inv.terms),
             },
         });
     }
@@ -294,6 +270,153 @@ fn validate(data: &ImportFile, file: &str) -> Result<Vec<ValidClient>, ImportErr
     Ok(out)
 }
 
+/// A document number: 1-64 letters, digits, '-' or '_' (it appears in
+/// URLs and signed links).
+fn document_number(file: &str, path: &str, text: &str) -> Result<String, ImportError> {
+    let number = text.trim().to_string();
+    let ok = (1..=64).contains(&number.len())
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if ok {
+        Ok(number)
+    } else {
+        Err(ImportError::Invalid {
+            file: file.into(),
+            path: path.into(),
+            message: "must be 1-64 letters, digits, '-' or '_'".into(),
+        })
+    }
+}
+
+fn calendar_date(file: &str, path: &str, text: &str) -> Result<chrono::NaiveDate, ImportError> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| ImportError::Invalid {
+        file: file.into(),
+        path: path.into(),
+        message: format!("`{text}` is not a date like 2026-11-23"),
+    })
+}
+
+fn optional_text(v: &Option<String>) -> Option<String> {
+    v.as_ref()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+struct ValidQuote {
+    client: String,
+    quote: NewQuote,
+}
+
+fn validate_quotes(data: &ImportFile, file: &str) -> Result<Vec<ValidQuote>, ImportError> {
+    let mut out = Vec::new();
+    for (i, q) in data.quotes.iter().enumerate() {
+        let at = |field: &str| format!("quotes[{i}].{field}");
+        let invalid = |path: String, message: String| ImportError::Invalid {
+            file: file.into(),
+            path,
+            message,
+        };
+        let number = document_number(file, &at("number"), &q.number)?;
+        let currency =
+            Currency::parse(&q.currency).map_err(|e| invalid(at("currency"), e.to_string()))?;
+        let issue_date = calendar_date(file, &at("issue_date"), &q.issue_date)?;
+        let expiry_date = calendar_date(file, &at("expiry_date"), &q.expiry_date)?;
+        if expiry_date < issue_date {
+            return Err(invalid(
+                at("expiry_date"),
+                "is before the issue date".into(),
+            ));
+        }
+        let status = match q.status.as_deref().map(str::trim) {
+            None | Some("sent") => QuoteStatus::Sent,
+            Some("draft") => QuoteStatus::Draft,
+            Some(other) => {
+                return Err(invalid(
+                    at("status"),
+                    format!("`{other}` is not one of draft, sent (decisions come from the client)"),
+                ))
+            }
+        };
+        let tax_rounding = q.tax_rounding.unwrap_or(TaxRounding::PerLine);
+        let (lines, totals) = priced_lines(
+            file,
+            &format!("quotes[{i}]"),
+            &q.lines,
+            currency,
+            tax_rounding,
+        )?;
+        out.push(ValidQuote {
+            client: q.client.trim().to_string(),
+            quote: NewQuote {
+                number,
+                client_id: 0,
+                status,
+                currency,
+                issue_date,
+                expiry_date,
+                tax_rounding,
+                lines,
+                totals,
+                notes: optional_text(&q.notes),
+                terms: optional_text(&q.terms),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Types and prices the lines of a document at JSON path `at`.
+fn priced_lines(
+    file: &str,
+    at: &str,
+    lines: &[ImportLine],
+    currency: Currency,
+    tax_rounding: TaxRounding,
+) -> Result<(Vec<NewInvoiceLine>, crate::domain::Totals), ImportError> {
+    let invalid = |path: String, message: String| ImportError::Invalid {
+        file: file.into(),
+        path,
+        message,
+    };
+    if lines.is_empty() {
+        return Err(invalid(
+            format!("{at}.lines"),
+            "at least one line is needed".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for (j, l) in lines.iter().enumerate() {
+        let field = |name: &str| format!("{at}.lines[{j}].{name}");
+        let description = l.description.trim().to_string();
+        if description.is_empty() {
+            return Err(invalid(field("description"), "must not be empty".into()));
+        }
+        let quantity = Quantity::parse(&l.quantity.text())
+            .map_err(|e| invalid(field("quantity"), e.to_string()))?;
+        let unit_price = Money::parse(&l.unit_price.text(), currency)
+            .map_err(|e| invalid(field("unit_price"), e.to_string()))?;
+        let rate = match &l.tax_rate {
+            None => TaxRate::from_basis_points(0),
+            Some(r) => {
+                TaxRate::parse(&r.text()).map_err(|e| invalid(field("tax_rate"), e.to_string()))?
+            }
+        };
+        let priced = price_line(quantity, unit_price, rate)
+            .map_err(|e| invalid(format!("{at}.lines[{j}]"), e.to_string()))?;
+        out.push(NewInvoiceLine {
+            description,
+            quantity,
+            unit_price,
+            priced,
+        });
+    }
+    let priced: Vec<_> = out.iter().map(|l| l.priced.clone()).collect();
+    let totals = totals(&priced, currency, tax_rounding)
+        .map_err(|e| invalid(format!("{at}.lines"), e.to_string()))?;
+    Ok((out, totals))
+}
+
 /// Applies `data` in one transaction.
 pub async fn import(
     db: &Db,
@@ -303,6 +426,7 @@ pub async fn import(
 ) -> Result<ImportSummary, ImportError> {
     let clients = validate(data, file)?;
     let invoices = validate_invoices(data, file)?;
+    let quotes = validate_quotes(data, file)?;
     let mut summary = ImportSummary::default();
     let mut tx = db.begin().await?;
     for c in &clients {
@@ -340,6 +464,23 @@ pub async fn import(
         match invoices::insert_invoice(&mut tx, &invoice, now).await? {
             Some(_) => summary.invoices += 1,
             None => summary.invoices_kept += 1,
+        }
+    }
+    for (i, v) in quotes.into_iter().enumerate() {
+        let client_id = contacts::find_client_by_name(&mut tx, &v.client)
+            .await?
+            .ok_or_else(|| ImportError::Invalid {
+                file: file.into(),
+                path: format!("quotes[{i}].client"),
+                message: format!("no client is called `{}`", v.client),
+            })?;
+        let quote = NewQuote {
+            client_id,
+            ..v.quote
+        };
+        match invoices::insert_quote(&mut tx, &quote, now).await? {
+            Some(_) => summary.quotes += 1,
+            None => summary.quotes_kept += 1,
         }
     }
     tx.commit().await.map_err(DbError::from)?;

@@ -40,7 +40,11 @@ fn billing_json(t: &TestEnv) -> String {
       {{"description":"Managed workplace","quantity":"12","unit_price":"45.00","tax_rate":"19"}},
       {{"description":"On-site hours","quantity":"1.5","unit_price":"85","tax_rate":"19"}}]}},
   {{"number":"INV-{tag}-2","client":"Other {tag}","currency":"EUR","issue_date":"2026-11-01",
-    "due_date":"2026-11-15","lines":[{{"description":"Secret other thing","quantity":"1","unit_price":"1"}}]}}]}}"#,
+    "due_date":"2026-11-15","lines":[{{"description":"Secret other thing","quantity":"1","unit_price":"1"}}]}}],
+ "quotes":[{{"number":"Q-{tag}-1","client":"Customer {tag}","currency":"EUR","issue_date":"2026-11-01",
+    "expiry_date":"2026-12-31","lines":[{{"description":"New firewall","quantity":"1","unit_price":"1200","tax_rate":"19"}}]}},
+  {{"number":"Q-{tag}-old","client":"Customer {tag}","currency":"EUR","issue_date":"2026-10-01",
+    "expiry_date":"2026-10-31","lines":[{{"description":"Old offer","quantity":"1","unit_price":"10"}}]}}]}}"#,
         tag = t.tag,
         alice = t.addr("alice", "customer.test"),
     )
@@ -493,4 +497,138 @@ async fn an_expired_link_mails_a_fresh_one_to_the_address_on_file_once_an_hour()
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+impl Site {
+    /// Opens Alice's link to quote `number`: the link cookie, the page.
+    async fn open_quote(&self, number: &str) -> (String, Reply) {
+        let url = link_for(
+            &self.app.db,
+            &self.app.config,
+            LinkPurpose::Quote,
+            Some(number),
+            &self.alice,
+            self.clock.now_millis() / 1000,
+        )
+        .await
+        .unwrap();
+        let path = url.strip_prefix(&self.app.config.web.base_url).unwrap();
+        let redirect = self.get(path, None).await;
+        assert_eq!(redirect.status, StatusCode::SEE_OTHER);
+        let link_cookie = cookie_of(&redirect).0;
+        let page = self
+            .get(&format!("/quote/{number}"), Some(&link_cookie))
+            .await;
+        (link_cookie, page)
+    }
+
+    async fn queued_kinds(&self) -> Vec<(String, Vec<String>)> {
+        let mut conn = self.app.db.conn().await.unwrap();
+        postdesk::db::outbox::list(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.kind, m.recipients))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_quote_is_accepted_once_with_a_valid_form_and_everyone_is_told() {
+    let s = site().await;
+    let number = format!("Q-{}-1", s.t.tag);
+    let (link_cookie, page) = s.open_quote(&number).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Accept quote") && page.body.contains("New firewall"));
+    assert!(page.body.contains("1,428.00 EUR"), "total with 19 % tax");
+    let (csrf_cookie, attributes) = cookie_of(&page);
+    assert!(
+        attributes.contains(&format!("Path=/quote/{number}")),
+        "{attributes}"
+    );
+    let csrf = hidden(&page.body, "csrf");
+    let both = format!("{link_cookie}; {csrf_cookie}");
+    let decision = format!("/quote/{number}/decision");
+    let before = s.snapshot().await;
+
+    // No CSRF cookie, a wrong value, or no link cookie: nothing changes.
+    let form = format!("decision=accept&csrf={csrf}");
+    assert_eq!(
+        s.post_form(&decision, Some(&link_cookie), &form)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let wrong = format!("decision=accept&csrf={}", "f".repeat(32));
+    assert_eq!(
+        s.post_form(&decision, Some(&both), &wrong).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post_form(&decision, Some(&csrf_cookie), &form)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(s.snapshot().await, before);
+    assert!(s.queued_kinds().await.is_empty());
+
+    let accepted = s.post_form(&decision, Some(&both), &form).await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        accepted.headers.get(header::LOCATION).unwrap(),
+        &format!("/quote/{number}")
+    );
+    let after = s.get(&format!("/quote/{number}"), Some(&link_cookie)).await;
+    assert!(after.body.contains(">Accepted<"), "{}", after.body);
+    assert!(!after.body.contains("Accept quote"), "no form once decided");
+    assert_eq!(
+        s.queued_kinds().await,
+        vec![
+            ("quote-decided".to_string(), vec![s.t.staff.clone()]),
+            ("quote-confirmation".to_string(), vec![s.alice.to_string()]),
+        ]
+    );
+
+    // Declining afterwards changes nothing and mails nobody.
+    let snapshot = s.snapshot().await;
+    let decline = format!("decision=decline&csrf={csrf}");
+    let again = s.post_form(&decision, Some(&both), &decline).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.body.contains("decided already"));
+    assert_eq!(s.snapshot().await, snapshot);
+    assert_eq!(s.queued_kinds().await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_expired_quote_cannot_be_accepted() {
+    let s = site().await;
+    let number = format!("Q-{}-old", s.t.tag);
+    let (link_cookie, page) = s.open_quote(&number).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(">Expired<"), "{}", page.body);
+    assert!(!page.body.contains("Accept quote"));
+    // Even a hand-made POST with a valid CSRF pair is refused by the server.
+    let (csrf, csrf_cookie) = {
+        let other = format!("Q-{}-1", s.t.tag);
+        let (_, open_page) = s.open_quote(&other).await;
+        let value = hidden(&open_page.body, "csrf");
+        (value.clone(), format!("pd_csrf={value}"))
+    };
+    let before = s.snapshot().await;
+    let reply = s
+        .post_form(
+            &format!("/quote/{number}/decision"),
+            Some(&format!("{link_cookie}; {csrf_cookie}")),
+            &format!("decision=accept&csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply.body.contains("valid until 2026-10-31"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(s.snapshot().await, before);
+    assert!(s.queued_kinds().await.is_empty());
 }

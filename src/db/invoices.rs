@@ -6,7 +6,9 @@ use sqlx::AnyConnection;
 
 use super::DbError;
 use crate::clock::Millis;
-use crate::domain::{Currency, InvoiceStatus, Money, PricedLine, Quantity, TaxRounding, Totals};
+use crate::domain::{
+    Currency, InvoiceStatus, Money, PricedLine, Quantity, QuoteStatus, TaxRounding, Totals,
+};
 
 /// One line to store, priced.
 #[derive(Debug, Clone)]
@@ -234,5 +236,182 @@ pub async fn business_snapshot(conn: &mut AnyConnection) -> Result<Vec<String>, 
             .into_iter()
             .map(|(n, s, p, u)| format!("{n}:{s}:{p}:{u}")),
     );
+    let quotes: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT number, status, updated_at FROM quotes ORDER BY number")
+            .fetch_all(&mut *conn)
+            .await?;
+    out.extend(
+        quotes
+            .into_iter()
+            .map(|(n, s, u)| format!("quote {n}:{s}:{u}")),
+    );
     Ok(out)
+}
+
+#[derive(Debug, Clone)]
+pub struct NewQuote {
+    pub number: String,
+    pub client_id: i64,
+    pub status: QuoteStatus,
+    pub currency: Currency,
+    pub issue_date: chrono::NaiveDate,
+    pub expiry_date: chrono::NaiveDate,
+    pub tax_rounding: TaxRounding,
+    pub lines: Vec<NewInvoiceLine>,
+    pub totals: Totals,
+    pub notes: Option<String>,
+    pub terms: Option<String>,
+}
+
+/// Inserts the quote unless its number exists (then `None`, untouched).
+pub async fn insert_quote(
+    conn: &mut AnyConnection,
+    quote: &NewQuote,
+    now: Millis,
+) -> Result<Option<i64>, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO quotes (number, client_id, status, currency, issue_date, expiry_date, \
+         tax_rounding, subtotal_minor, tax_minor, total_minor, notes, terms, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+         ON CONFLICT (number) DO NOTHING RETURNING id",
+    )
+    .bind(&quote.number)
+    .bind(quote.client_id)
+    .bind(quote.status.as_str())
+    .bind(quote.currency.code())
+    .bind(quote.issue_date.to_string())
+    .bind(quote.expiry_date.to_string())
+    .bind(rounding_str(quote.tax_rounding))
+    .bind(quote.totals.subtotal.minor())
+    .bind(quote.totals.tax.minor())
+    .bind(quote.totals.total.minor())
+    .bind(quote.notes.as_deref())
+    .bind(quote.terms.as_deref())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id,)) = row else { return Ok(None) };
+    for (position, line) in quote.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO quote_lines (quote_id, position, description, quantity_milli, \
+             unit_price_minor, tax_rate_bp, net_minor, tax_minor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(position as i64)
+        .bind(&line.description)
+        .bind(line.quantity.thousandths())
+        .bind(line.unit_price.minor())
+        .bind(line.priced.rate.basis_points())
+        .bind(line.priced.net.minor())
+        .bind(line.priced.tax.minor())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Some(id))
+}
+
+/// Everything the quote page shows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QuoteDetail {
+    pub id: i64,
+    pub number: String,
+    pub client_id: i64,
+    pub client_name: String,
+    pub status: String,
+    pub currency: String,
+    pub issue_date: String,
+    pub expiry_date: String,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub notes: Option<String>,
+    pub terms: Option<String>,
+    pub lines: Vec<InvoiceLineRow>,
+}
+
+pub async fn quote_detail(
+    conn: &mut AnyConnection,
+    number: &str,
+) -> Result<Option<QuoteDetail>, DbError> {
+    type Head = (
+        i64,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
+    let head: Option<Head> = sqlx::query_as(
+        "SELECT q.id, q.number, q.client_id, c.name, q.status, q.currency, q.issue_date, \
+         q.expiry_date, q.subtotal_minor, q.tax_minor, q.total_minor, q.notes, q.terms \
+         FROM quotes q JOIN clients c ON c.id = q.client_id WHERE q.number = $1",
+    )
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(h) = head else { return Ok(None) };
+    type Line = (String, i64, i64, i64, i64, i64);
+    let lines: Vec<Line> = sqlx::query_as(
+        "SELECT description, quantity_milli, unit_price_minor, tax_rate_bp, net_minor, tax_minor \
+         FROM quote_lines WHERE quote_id = $1 ORDER BY position",
+    )
+    .bind(h.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(QuoteDetail {
+        id: h.0,
+        number: h.1,
+        client_id: h.2,
+        client_name: h.3,
+        status: h.4,
+        currency: h.5,
+        issue_date: h.6,
+        expiry_date: h.7,
+        subtotal_minor: h.8,
+        tax_minor: h.9,
+        total_minor: h.10,
+        notes: h.11,
+        terms: h.12,
+        lines: lines
+            .into_iter()
+            .map(|l| InvoiceLineRow {
+                description: l.0,
+                quantity_milli: l.1,
+                unit_price_minor: l.2,
+                tax_rate_bp: l.3,
+                net_minor: l.4,
+                tax_minor: l.5,
+            })
+            .collect(),
+    }))
+}
+
+/// Records a client's decision on a quote that is still open (`sent`);
+/// false when it was decided already (nothing changes).
+pub async fn decide_quote(
+    conn: &mut AnyConnection,
+    id: i64,
+    decision: QuoteStatus,
+    contact_id: i64,
+    now: Millis,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE quotes SET status = $1, decided_at = $2, decided_by = $3, updated_at = $2 \
+         WHERE id = $4 AND status = 'sent'",
+    )
+    .bind(decision.as_str())
+    .bind(now)
+    .bind(contact_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -58,6 +58,41 @@ impl InvoiceStatus {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuoteStatus {
+    Draft,
+    Sent,
+    Accepted,
+    Declined,
+}
+
+impl QuoteStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Sent => "sent",
+            Self::Accepted => "accepted",
+            Self::Declined => "declined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Draft, Self::Sent, Self::Accepted, Self::Declined]
+            .into_iter()
+            .find(|v| v.as_str() == s.trim())
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Draft => "Draft",
+            Self::Sent => "Awaiting your decision",
+            Self::Accepted => "Accepted",
+            Self::Declined => "Declined",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ mod money;
 mod ticket;
 
 pub use email_address::{EmailAddress, EmailAddressError};
-pub use invoice::InvoiceStatus;
+pub use invoice::{InvoiceStatus, QuoteStatus};
 pub use money::{
     price_line, totals, Currency, Money, MoneyError, PricedLine, Quantity, TaxRate, TaxRounding,
     Totals,

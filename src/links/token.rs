@@ -99,7 +99,7 @@ pub enum LinkError {
     #[error("the link has expired")]
     Expired(LinkClaims),
     /// A resource that cannot be carried (signing side only).
-    #[error("a link resource must be 1-64 characters of letters, digits, '-', '_' or '/'")]
+    #[error("a link resource must be 1-64 characters of letters, digits, '-' or '_'")]
     BadResource,
     #[error("no link key is configured")]
     NoKey,
@@ -121,7 +121,7 @@ fn valid_resource(resource: &str, purpose: LinkPurpose) -> bool {
     (1..=64).contains(&resource.len())
         && resource
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 /// Signs `claims` with the first of `keys`.

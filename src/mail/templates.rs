@@ -41,6 +41,8 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "status_changed",
     "command_rejected",
     "fresh_link",
+    "quote_decided",
+    "quote_confirmation",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

@@ -2,11 +2,11 @@
 //! holder only. Shows; changes nothing.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use super::pages::{money, quantity, tax_rate};
+use super::pages::{document_lines, money};
 use super::{check_token, Denied, WebState, LINK_COOKIE};
 use crate::db::invoices;
 use crate::domain::InvoiceStatus;
@@ -14,14 +14,7 @@ use crate::links::LinkPurpose;
 
 /// The link token in the request's cookies, if any.
 pub(crate) fn link_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == LINK_COOKIE)
-        .map(|(_, value)| value.to_string())
+    super::csrf::cookie_value(headers, LINK_COOKIE)
 }
 
 pub(crate) async fn show(
@@ -59,18 +52,7 @@ pub(crate) async fn show(
     let status = InvoiceStatus::parse(&detail.summary.status)
         .map(|s| s.label())
         .unwrap_or("Unknown");
-    let mut tax_lines: Vec<(i64, i64)> = Vec::new();
-    for l in &detail.lines {
-        match tax_lines.iter_mut().find(|(r, _)| *r == l.tax_rate_bp) {
-            Some((_, sum)) => *sum += l.tax_minor,
-            None => tax_lines.push((l.tax_rate_bp, l.tax_minor)),
-        }
-    }
-    // The stored tax total is authoritative (per-invoice rounding may differ
-    // from the sum of line taxes); one rate shows the stored total.
-    if tax_lines.len() == 1 {
-        tax_lines[0].1 = detail.tax_minor;
-    }
+    let (lines, tax_lines) = document_lines(&detail.lines, cur, detail.tax_minor);
     let balance = detail.summary.total_minor - detail.summary.paid_minor;
     let data = json!({
         "number": detail.summary.number,
@@ -78,17 +60,8 @@ pub(crate) async fn show(
         "client": detail.client_name,
         "issue_date": detail.issue_date,
         "due_date": detail.summary.due_date,
-        "lines": detail.lines.iter().map(|l| json!({
-            "description": l.description,
-            "quantity": quantity(l.quantity_milli),
-            "unit_price": money(l.unit_price_minor, cur),
-            "tax_rate": tax_rate(l.tax_rate_bp),
-            "net": money(l.net_minor, cur),
-        })).collect::<Vec<_>>(),
-        "tax_lines": tax_lines.iter().filter(|(_, amount)| *amount != 0).map(|(r, amount)| json!({
-            "rate": tax_rate(*r),
-            "amount": money(*amount, cur),
-        })).collect::<Vec<_>>(),
+        "lines": lines,
+        "tax_lines": tax_lines,
         "subtotal": money(detail.subtotal_minor, cur),
         "total": money(detail.summary.total_minor, cur),
         "paid": money(detail.summary.paid_minor, cur),

@@ -6,9 +6,11 @@
 //! Handlers live in one file per page; SQL stays in `db/`, HTML in
 //! `templates/web/`.
 
+mod csrf;
 mod invoice;
 mod link;
 pub mod pages;
+mod quote;
 mod renew;
 
 use axum::extract::Request;
@@ -43,6 +45,11 @@ pub fn router(app: App) -> Router {
         .route("/l/renew", axum::routing::post(renew::renew))
         .route("/l/{token}", get(link::open))
         .route("/invoice/{number}", get(invoice::show))
+        .route("/quote/{number}", get(quote::show))
+        .route(
+            "/quote/{number}/decision",
+            axum::routing::post(quote::decide),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

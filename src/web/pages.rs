@@ -22,6 +22,7 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../templates/web/layout_foot.hbs"),
     ),
     ("invoice", include_str!("../../templates/web/invoice.hbs")),
+    ("quote", include_str!("../../templates/web/quote.hbs")),
     (
         "not_found",
         include_str!("../../templates/web/not_found.hbs"),
@@ -91,6 +92,45 @@ impl Pages {
     }
 }
 
+/// The lines of an invoice or quote, and its tax per rate, for a template.
+/// `stored_tax` is the document's tax total, which is authoritative: with
+/// per-invoice rounding it may differ from the sum of the lines' taxes, so a
+/// single rate shows it.
+pub fn document_lines(
+    lines: &[crate::db::invoices::InvoiceLineRow],
+    currency: &str,
+    stored_tax: i64,
+) -> (Value, Value) {
+    let mut tax_lines: Vec<(i64, i64)> = Vec::new();
+    for l in lines {
+        match tax_lines.iter_mut().find(|(r, _)| *r == l.tax_rate_bp) {
+            Some((_, sum)) => *sum += l.tax_minor,
+            None => tax_lines.push((l.tax_rate_bp, l.tax_minor)),
+        }
+    }
+    if tax_lines.len() == 1 {
+        tax_lines[0].1 = stored_tax;
+    }
+    let rows = lines
+        .iter()
+        .map(|l| {
+            json!({
+                "description": l.description,
+                "quantity": quantity(l.quantity_milli),
+                "unit_price": money(l.unit_price_minor, currency),
+                "tax_rate": tax_rate(l.tax_rate_bp),
+                "net": money(l.net_minor, currency),
+            })
+        })
+        .collect::<Vec<_>>();
+    let taxes = tax_lines
+        .iter()
+        .filter(|(_, amount)| *amount != 0)
+        .map(|(r, amount)| json!({ "rate": tax_rate(*r), "amount": money(*amount, currency) }))
+        .collect::<Vec<_>>();
+    (Value::Array(rows), Value::Array(taxes))
+}
+
 /// "1,234.50 EUR": grouped thousands, the currency's decimals, the code.
 pub fn money(minor: i64, currency: &str) -> String {
     let Ok(cur) = Currency::parse(currency) else {
@@ -156,5 +196,33 @@ mod tests {
         assert_eq!(quantity(333), "0.333");
         assert_eq!(tax_rate(1900), "19 %");
         assert_eq!(tax_rate(770), "7.7 %");
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    #[test]
+    fn every_page_renders_with_the_fields_its_handler_gives() {
+        let pages = Pages::new(Branding {
+            company_name: "Example IT".into(),
+            logo_url: None,
+            primary_color: "#1f5fbf".into(),
+            footer: None,
+            subject_prefix: None,
+        });
+        for (name, data) in [
+            ("not_found", json!({})),
+            ("renew_sent", json!({})),
+            ("form_expired", json!({})),
+            ("expired", json!({"token": "t", "csrf": "c"})),
+        ] {
+            let response = pages.render(StatusCode::OK, name, "T", data);
+            assert_eq!(response.status(), StatusCode::OK, "{name}");
+        }
+        for name in ["invoice", "quote"] {
+            assert!(pages.registry.has_template(name), "{name} registered");
+        }
     }
 }

@@ -5,10 +5,9 @@
 //! per contact, and answers the same whether or not a mail went out.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use rand::RngCore;
 use serde_json::json;
 
 use super::{current_contact, WebState};
@@ -17,29 +16,21 @@ use crate::domain::EmailAddress;
 use crate::links::{link_for, verify, LinkError, LinkPurpose};
 use crate::mail::outgoing::MailRequest;
 
-const CSRF_COOKIE: &str = "pd_csrf";
 const KIND: &str = "fresh-link";
 const ONE_HOUR_MS: i64 = 3_600_000;
 
 /// The expired page for `token`, with its form and CSRF cookie.
 pub(crate) fn expired_page(state: &WebState, token: &str) -> Response {
-    let mut bytes = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let csrf = hex::encode(bytes);
+    let secure = state.app.config.web.base_url.starts_with("https://");
+    let (csrf, cookie) = super::csrf::issue("/l/renew", secure);
     let mut response = state.pages.render(
         StatusCode::GONE,
         "expired",
         "Link expired",
         json!({ "token": token, "csrf": csrf }),
     );
-    let secure = if state.app.config.web.base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/l/renew; HttpOnly; SameSite=Strict{secure}");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
 }
@@ -48,25 +39,6 @@ pub(crate) fn expired_page(state: &WebState, token: &str) -> Response {
 pub(crate) struct RenewForm {
     token: String,
     csrf: String,
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
-}
-
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 fn described(purpose: LinkPurpose, resource: &str) -> String {
@@ -87,9 +59,7 @@ pub(crate) async fn renew(
     headers: HeaderMap,
     Form(form): Form<RenewForm>,
 ) -> Response {
-    let csrf_ok = cookie_value(&headers, CSRF_COOKIE)
-        .is_some_and(|c| !form.csrf.is_empty() && same(&c, &form.csrf));
-    if !csrf_ok {
+    if !super::csrf::check(&headers, &form.csrf) {
         return state.pages.render(
             StatusCode::FORBIDDEN,
             "form_expired",

@@ -1,0 +1,250 @@
+//! `GET /quote/<number>`: a quote a link opened; `POST
+//! /quote/<number>/decision`: the client accepts or declines it. The POST
+//! needs the link cookie and the form's CSRF value; the server checks that
+//! the quote is still open and not past its validity (in UTC days for now),
+//! records the decision, and in the same transaction queues a mail to the
+//! staff and a confirmation to the client.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde_json::json;
+
+use super::invoice::link_cookie;
+use super::pages::{document_lines, money};
+use super::{check_token, csrf, Denied, WebState};
+use crate::db::contacts::Contact;
+use crate::db::invoices::{self, QuoteDetail};
+use crate::db::tickets::Visibility;
+use crate::domain::{EmailAddress, QuoteStatus};
+use crate::links::LinkPurpose;
+use crate::mail::outgoing::MailRequest;
+
+/// The link's contact for quote `number`, or the page to answer with.
+async fn holder(
+    state: &WebState,
+    headers: &HeaderMap,
+    number: &str,
+) -> Result<(Contact, QuoteDetail), Response> {
+    let Some(token) = link_cookie(headers) else {
+        return Err(state.pages.not_found());
+    };
+    let contact = match check_token(state, &token, Some((LinkPurpose::Quote, number))).await {
+        Ok((_, contact)) => contact,
+        Err(Denied::Expired) => return Err(super::renew::expired_page(state, &token)),
+        Err(Denied::NotFound) => return Err(state.pages.not_found()),
+    };
+    let detail = match state.app.db.conn().await {
+        Ok(mut conn) => invoices::quote_detail(&mut conn, number).await,
+        Err(e) => Err(e),
+    };
+    match detail {
+        Ok(Some(q)) if Some(q.client_id) == contact.client_id => Ok((contact, q)),
+        Ok(_) => Err(state.pages.not_found()),
+        Err(e) => {
+            tracing::error!(error = %e, "quote page: database");
+            Err(state.pages.render(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_found",
+                "Try again",
+                json!({}),
+            ))
+        }
+    }
+}
+
+/// Today (UTC) as `YYYY-MM-DD`, comparable with stored dates.
+fn today(state: &WebState) -> String {
+    chrono::DateTime::from_timestamp_millis(state.app.clock.now_millis())
+        .map(|d| d.date_naive().to_string())
+        .unwrap_or_default()
+}
+
+fn page(state: &WebState, q: &QuoteDetail, notice: Option<&str>) -> Response {
+    let cur = q.currency.as_str();
+    let status = QuoteStatus::parse(&q.status);
+    let expired = today(state) > q.expiry_date;
+    let open = status == Some(QuoteStatus::Sent) && !expired;
+    let label = match status {
+        Some(QuoteStatus::Sent) if expired => "Expired",
+        Some(s) => s.label(),
+        None => "Unknown",
+    };
+    let secure = state.app.config.web.base_url.starts_with("https://");
+    let (token, cookie) = csrf::issue(&format!("/quote/{}", q.number), secure);
+    let (lines, tax_lines) = document_lines(&q.lines, cur, q.tax_minor);
+    let mut response = state.pages.render(
+        StatusCode::OK,
+        "quote",
+        &format!("Quote {}", q.number),
+        json!({
+            "number": q.number,
+            "status": label,
+            "notice": notice,
+            "client": q.client_name,
+            "issue_date": q.issue_date,
+            "expiry_date": q.expiry_date,
+            "lines": lines,
+            "tax_lines": tax_lines,
+            "subtotal": money(q.subtotal_minor, cur),
+            "total": money(q.total_minor, cur),
+            "terms": q.terms,
+            "notes": q.notes,
+            "open": open,
+            "csrf": token,
+        }),
+    );
+    if let (true, Some(cookie)) = (open, cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+pub(crate) async fn show(
+    State(state): State<WebState>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match holder(&state, &headers, &number).await {
+        Ok((_, q)) => page(&state, &q, None),
+        Err(response) => response,
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct DecisionForm {
+    decision: String,
+    csrf: String,
+}
+
+pub(crate) async fn decide(
+    State(state): State<WebState>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let (contact, quote) = match holder(&state, &headers, &number).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !csrf::check(&headers, &form.csrf) {
+        return state.pages.render(
+            StatusCode::FORBIDDEN,
+            "form_expired",
+            "Please try again",
+            json!({}),
+        );
+    }
+    let decision = match form.decision.as_str() {
+        "accept" => QuoteStatus::Accepted,
+        "decline" => QuoteStatus::Declined,
+        _ => return (StatusCode::BAD_REQUEST, "unknown decision").into_response(),
+    };
+    if today(&state) > quote.expiry_date {
+        let notice = format!(
+            "This quote was valid until {}; please ask us for a new one.",
+            quote.expiry_date
+        );
+        return page(&state, &quote, Some(&notice));
+    }
+    match record_decision(&state, &quote, &contact, decision).await {
+        Ok(true) => {
+            // Post/redirect/get: a reload does not post again.
+            let mut response = (StatusCode::SEE_OTHER, ()).into_response();
+            if let Ok(location) = HeaderValue::from_str(&format!("/quote/{}", quote.number)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Ok(false) => page(
+            &state,
+            &quote,
+            Some("This quote has been decided already; nothing was changed."),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "quote decision failed");
+            state.pages.render(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "form_expired",
+                "Please try again",
+                json!({}),
+            )
+        }
+    }
+}
+
+/// The decision and its two mails, in one transaction; false when the quote
+/// was no longer open.
+async fn record_decision(
+    state: &WebState,
+    quote: &QuoteDetail,
+    contact: &Contact,
+    decision: QuoteStatus,
+) -> anyhow::Result<bool> {
+    let app = &state.app;
+    let now = app.clock.now_millis();
+    let mut tx = app.db.begin().await?;
+    if !invoices::decide_quote(&mut tx, quote.id, decision, contact.id, now).await? {
+        return Ok(false);
+    }
+    let branding = &app.config.branding;
+    let data = json!({
+        "number": quote.number,
+        "client": quote.client_name,
+        "decision": decision.label().to_ascii_lowercase(),
+        "total": money(quote.total_minor, &quote.currency),
+        "contact": contact.name.clone().unwrap_or_else(|| contact.email.clone()),
+        "branding": {
+            "company_name": branding.company_name,
+            "primary_color": branding.primary_color,
+            "footer": branding.footer,
+            "subject_prefix": branding.subject_prefix,
+        },
+    });
+    let mailer = &app.ingestor.mailer;
+    let staff: Vec<EmailAddress> = app.config.staff.iter().map(|s| s.email.clone()).collect();
+    if !staff.is_empty() {
+        mailer
+            .queue(
+                &mut tx,
+                MailRequest {
+                    kind: "quote-decided",
+                    template: "quote_decided",
+                    data: data.clone(),
+                    to: staff,
+                    cc: Vec::new(),
+                    ticket: None,
+                    visibility: Visibility::Internal,
+                    automated: true,
+                    from_name: None,
+                    in_reply_to: None,
+                    extra_references: &[],
+                },
+                now,
+            )
+            .await?;
+    }
+    mailer
+        .queue(
+            &mut tx,
+            MailRequest {
+                kind: "quote-confirmation",
+                template: "quote_confirmation",
+                data,
+                to: vec![EmailAddress::parse(&contact.email)?],
+                cc: Vec::new(),
+                ticket: None,
+                visibility: Visibility::System,
+                automated: true,
+                from_name: None,
+                in_reply_to: None,
+                extra_references: &[],
+            },
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    app.ingestor.outbox_ready.notify_one();
+    Ok(true)
+}
