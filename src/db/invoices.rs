@@ -70,13 +70,42 @@ pub async fn insert_invoice(
     .fetch_optional(&mut *conn)
     .await?;
     let Some((id,)) = row else { return Ok(None) };
-    for (position, line) in invoice.lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO invoice_lines (invoice_id, position, description, quantity_milli, \
+    insert_lines(conn, LineTable::Invoice, id, &invoice.lines).await?;
+    Ok(Some(id))
+}
+
+/// Which document's lines: invoices and quotes keep theirs in tables of the
+/// same shape.
+#[derive(Clone, Copy)]
+enum LineTable {
+    Invoice,
+    Quote,
+}
+
+impl LineTable {
+    /// (table, column naming the document)
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Invoice => ("invoice_lines", "invoice_id"),
+            Self::Quote => ("quote_lines", "quote_id"),
+        }
+    }
+}
+
+async fn insert_lines(
+    conn: &mut AnyConnection,
+    table: LineTable,
+    owner: i64,
+    lines: &[NewInvoiceLine],
+) -> Result<(), DbError> {
+    let (table, owner_column) = table.names();
+    for (position, line) in lines.iter().enumerate() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} ({owner_column}, position, description, quantity_milli, \
              unit_price_minor, tax_rate_bp, net_minor, tax_minor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )))
+        .bind(owner)
         .bind(position as i64)
         .bind(&line.description)
         .bind(line.quantity.thousandths())
@@ -87,7 +116,34 @@ pub async fn insert_invoice(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(Some(id))
+    Ok(())
+}
+
+async fn lines_of(
+    conn: &mut AnyConnection,
+    table: LineTable,
+    owner: i64,
+) -> Result<Vec<InvoiceLineRow>, DbError> {
+    let (table, owner_column) = table.names();
+    type Line = (String, i64, i64, i64, i64, i64);
+    let lines: Vec<Line> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT description, quantity_milli, unit_price_minor, tax_rate_bp, net_minor, tax_minor \
+         FROM {table} WHERE {owner_column} = $1 ORDER BY position"
+    )))
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(lines
+        .into_iter()
+        .map(|l| InvoiceLineRow {
+            description: l.0,
+            quantity_milli: l.1,
+            unit_price_minor: l.2,
+            tax_rate_bp: l.3,
+            net_minor: l.4,
+            tax_minor: l.5,
+        })
+        .collect())
 }
 
 /// What a link or a list needs to know of an invoice.
@@ -175,14 +231,7 @@ pub async fn invoice_detail(
     .bind(summary.id)
     .fetch_one(&mut *conn)
     .await?;
-    type Line = (String, i64, i64, i64, i64, i64);
-    let lines: Vec<Line> = sqlx::query_as(
-        "SELECT description, quantity_milli, unit_price_minor, tax_rate_bp, net_minor, tax_minor \
-         FROM invoice_lines WHERE invoice_id = $1 ORDER BY position",
-    )
-    .bind(summary.id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let lines = lines_of(conn, LineTable::Invoice, summary.id).await?;
     Ok(Some(InvoiceDetail {
         summary,
         client_name: head.0,
@@ -191,17 +240,7 @@ pub async fn invoice_detail(
         tax_minor: head.3,
         notes: head.4,
         terms: head.5,
-        lines: lines
-            .into_iter()
-            .map(|l| InvoiceLineRow {
-                description: l.0,
-                quantity_milli: l.1,
-                unit_price_minor: l.2,
-                tax_rate_bp: l.3,
-                net_minor: l.4,
-                tax_minor: l.5,
-            })
-            .collect(),
+        lines,
     }))
 }
 
@@ -291,23 +330,7 @@ pub async fn insert_quote(
     .fetch_optional(&mut *conn)
     .await?;
     let Some((id,)) = row else { return Ok(None) };
-    for (position, line) in quote.lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO quote_lines (quote_id, position, description, quantity_milli, \
-             unit_price_minor, tax_rate_bp, net_minor, tax_minor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(position as i64)
-        .bind(&line.description)
-        .bind(line.quantity.thousandths())
-        .bind(line.unit_price.minor())
-        .bind(line.priced.rate.basis_points())
-        .bind(line.priced.net.minor())
-        .bind(line.priced.tax.minor())
-        .execute(&mut *conn)
-        .await?;
-    }
+    insert_lines(conn, LineTable::Quote, id, &quote.lines).await?;
     Ok(Some(id))
 }
 
@@ -358,14 +381,7 @@ pub async fn quote_detail(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(h) = head else { return Ok(None) };
-    type Line = (String, i64, i64, i64, i64, i64);
-    let lines: Vec<Line> = sqlx::query_as(
-        "SELECT description, quantity_milli, unit_price_minor, tax_rate_bp, net_minor, tax_minor \
-         FROM quote_lines WHERE quote_id = $1 ORDER BY position",
-    )
-    .bind(h.0)
-    .fetch_all(&mut *conn)
-    .await?;
+    let lines = lines_of(conn, LineTable::Quote, h.0).await?;
     Ok(Some(QuoteDetail {
         id: h.0,
         number: h.1,
@@ -380,17 +396,7 @@ pub async fn quote_detail(
         total_minor: h.10,
         notes: h.11,
         terms: h.12,
-        lines: lines
-            .into_iter()
-            .map(|l| InvoiceLineRow {
-                description: l.0,
-                quantity_milli: l.1,
-                unit_price_minor: l.2,
-                tax_rate_bp: l.3,
-                net_minor: l.4,
-                tax_minor: l.5,
-            })
-            .collect(),
+        lines,
     }))
 }
 
