@@ -3,7 +3,7 @@
 //! and the same value in a hidden field. Another site can make a browser POST
 //! but can neither read nor set that cookie.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use rand::RngCore;
 
 const COOKIE: &str = "pd_csrf";
@@ -20,7 +20,7 @@ pub(crate) fn issue(path: &str, secure: bool) -> (String, Option<HeaderValue>) {
 
 /// True when the request's cookie and the form's value agree (constant time).
 pub(crate) fn check(headers: &HeaderMap, form_value: &str) -> bool {
-    let Some(cookie) = cookie_value(headers, COOKIE) else {
+    let Some(cookie) = super::cookie(headers, COOKIE) else {
         return false;
     };
     !form_value.is_empty()
@@ -30,16 +30,4 @@ pub(crate) fn check(headers: &HeaderMap, form_value: &str) -> bool {
             .zip(form_value.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
-}
-
-/// The value of cookie `name` in the request, if any.
-pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
 }

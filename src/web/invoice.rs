@@ -7,30 +7,20 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::pages::{document_lines, money};
-use super::{check_token, Denied, WebState, LINK_COOKIE};
+use super::{link_holder, WebState};
 use crate::db::invoices;
 use crate::domain::InvoiceStatus;
 use crate::links::LinkPurpose;
-
-/// The link token in the request's cookies, if any.
-pub(crate) fn link_cookie(headers: &HeaderMap) -> Option<String> {
-    super::csrf::cookie_value(headers, LINK_COOKIE)
-}
 
 pub(crate) async fn show(
     State(state): State<WebState>,
     Path(number): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(token) = link_cookie(&headers) else {
-        return state.pages.not_found();
+    let contact = match link_holder(&state, &headers, LinkPurpose::Invoice, &number).await {
+        Ok(contact) => contact,
+        Err(page) => return page,
     };
-    let (_claims, contact) =
-        match check_token(&state, &token, Some((LinkPurpose::Invoice, &number))).await {
-            Ok(ok) => ok,
-            Err(Denied::Expired) => return super::renew::expired_page(&state, &token),
-            Err(Denied::NotFound) => return state.pages.not_found(),
-        };
     let detail = match state.app.db.conn().await {
         Ok(mut conn) => invoices::invoice_detail(&mut conn, &number).await,
         Err(e) => Err(e),
@@ -40,12 +30,7 @@ pub(crate) async fn show(
         Ok(_) => return state.pages.not_found(),
         Err(e) => {
             tracing::error!(error = %e, "invoice page: database");
-            return state.pages.render(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_found",
-                "Try again",
-                json!({}),
-            );
+            return state.pages.unavailable();
         }
     };
     let cur = detail.summary.currency.as_str();

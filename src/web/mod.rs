@@ -124,6 +124,37 @@ pub(crate) async fn check_token(
     Ok((claims, contact))
 }
 
+/// The value of cookie `name` in the request, if any.
+pub(crate) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The contact whose link cookie opens the page of `purpose` and `resource`,
+/// or the page to answer with instead: "not found", or the expired page with
+/// its offer of a fresh link.
+pub(crate) async fn link_holder(
+    state: &WebState,
+    headers: &axum::http::HeaderMap,
+    purpose: LinkPurpose,
+    resource: &str,
+) -> Result<Contact, Response> {
+    let Some(token) = cookie(headers, LINK_COOKIE) else {
+        return Err(state.pages.not_found());
+    };
+    match check_token(state, &token, Some((purpose, resource))).await {
+        Ok((_, contact)) => Ok(contact),
+        Err(Denied::Expired) => Err(renew::expired_page(state, &token)),
+        Err(Denied::NotFound) => Err(state.pages.not_found()),
+    }
+}
+
 /// The contact of `claims` if their links still hold.
 pub(crate) async fn current_contact(
     state: &WebState,

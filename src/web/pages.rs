@@ -36,6 +36,10 @@ const PAGES: &[(&str, &str)] = &[
         "form_expired",
         include_str!("../../templates/web/form_expired.hbs"),
     ),
+    (
+        "unavailable",
+        include_str!("../../templates/web/unavailable.hbs"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -69,14 +73,7 @@ impl Pages {
     pub fn render(&self, status: StatusCode, name: &str, title: &str, mut data: Value) -> Response {
         if let Value::Object(map) = &mut data {
             map.insert("title".into(), json!(title));
-            map.insert(
-                "brand".into(),
-                json!({
-                    "company_name": self.branding.company_name,
-                    "primary_color": self.branding.primary_color,
-                    "footer": self.branding.footer,
-                }),
-            );
+            map.insert("brand".into(), json!(self.branding));
         }
         match self.registry.render(name, &data) {
             Ok(html) => (status, Html(html)).into_response(),
@@ -85,6 +82,16 @@ impl Pages {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal error").into_response()
             }
         }
+    }
+
+    /// The database is unreachable: try again later.
+    pub fn unavailable(&self) -> Response {
+        self.render(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Please try again",
+            json!({}),
+        )
     }
 
     pub fn not_found(&self) -> Response {
@@ -216,6 +223,7 @@ mod registry_tests {
             ("not_found", json!({})),
             ("renew_sent", json!({})),
             ("form_expired", json!({})),
+            ("unavailable", json!({})),
             ("expired", json!({"token": "t", "csrf": "c"})),
         ] {
             let response = pages.render(StatusCode::OK, name, "T", data);

@@ -11,9 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde_json::json;
 
-use super::invoice::link_cookie;
 use super::pages::{document_lines, money};
-use super::{check_token, csrf, Denied, WebState};
+use super::{csrf, link_holder, WebState};
 use crate::db::contacts::Contact;
 use crate::db::invoices::{self, QuoteDetail};
 use crate::db::tickets::Visibility;
@@ -27,14 +26,7 @@ async fn holder(
     headers: &HeaderMap,
     number: &str,
 ) -> Result<(Contact, QuoteDetail), Response> {
-    let Some(token) = link_cookie(headers) else {
-        return Err(state.pages.not_found());
-    };
-    let contact = match check_token(state, &token, Some((LinkPurpose::Quote, number))).await {
-        Ok((_, contact)) => contact,
-        Err(Denied::Expired) => return Err(super::renew::expired_page(state, &token)),
-        Err(Denied::NotFound) => return Err(state.pages.not_found()),
-    };
+    let contact = link_holder(state, headers, LinkPurpose::Quote, number).await?;
     let detail = match state.app.db.conn().await {
         Ok(mut conn) => invoices::quote_detail(&mut conn, number).await,
         Err(e) => Err(e),
@@ -44,12 +36,7 @@ async fn holder(
         Ok(_) => Err(state.pages.not_found()),
         Err(e) => {
             tracing::error!(error = %e, "quote page: database");
-            Err(state.pages.render(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_found",
-                "Try again",
-                json!({}),
-            ))
+            Err(state.pages.unavailable())
         }
     }
 }
@@ -164,12 +151,7 @@ pub(crate) async fn decide(
         ),
         Err(e) => {
             tracing::error!(error = %e, "quote decision failed");
-            state.pages.render(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "form_expired",
-                "Please try again",
-                json!({}),
-            )
+            state.pages.unavailable()
         }
     }
 }
@@ -188,19 +170,13 @@ async fn record_decision(
     if !invoices::decide_quote(&mut tx, quote.id, decision, contact.id, now).await? {
         return Ok(false);
     }
-    let branding = &app.config.branding;
     let data = json!({
         "number": quote.number,
         "client": quote.client_name,
         "decision": decision.label().to_ascii_lowercase(),
         "total": money(quote.total_minor, &quote.currency),
         "contact": contact.name.clone().unwrap_or_else(|| contact.email.clone()),
-        "branding": {
-            "company_name": branding.company_name,
-            "primary_color": branding.primary_color,
-            "footer": branding.footer,
-            "subject_prefix": branding.subject_prefix,
-        },
+        "branding": app.config.branding,
     });
     let mailer = &app.ingestor.mailer;
     let staff: Vec<EmailAddress> = app.config.staff.iter().map(|s| s.email.clone()).collect();

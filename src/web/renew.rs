@@ -80,12 +80,7 @@ pub(crate) async fn renew(
         .render(StatusCode::OK, "renew_sent", "Check your mail", json!({}));
     if let Err(e) = mail_fresh_link(&state, &claims, &contact.email, now_ms).await {
         tracing::error!(error = %e, "could not queue a fresh link");
-        return state.pages.render(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "form_expired",
-            "Please try again",
-            json!({}),
-        );
+        return state.pages.unavailable();
     }
     sent
 }
@@ -125,7 +120,6 @@ async fn mail_fresh_link(
         chrono::DateTime::from_timestamp_millis(now_ms + app.config.link_ttl.as_millis() as i64)
             .map(|d| d.format("%-d %B %Y").to_string())
             .unwrap_or_default();
-    let branding = &app.config.branding;
     let queued = app
         .ingestor
         .mailer
@@ -138,12 +132,7 @@ async fn mail_fresh_link(
                     "link": link,
                     "what": described(claims.purpose, &claims.resource),
                     "expires": expires,
-                    "branding": {
-                        "company_name": branding.company_name,
-                        "primary_color": branding.primary_color,
-                        "footer": branding.footer,
-                        "subject_prefix": branding.subject_prefix,
-                    },
+                    "branding": app.config.branding,
                 }),
                 to: vec![address],
                 cc: Vec::new(),

@@ -262,21 +262,12 @@ impl Ingestor {
         delivery: Delivery<'_>,
         raw_sha256: &str,
     ) -> Result<Outcome, IngestError> {
-        match self.try_apply(&delivery, raw_sha256).await {
-            Ok(outcome) => Ok(outcome),
-            Err(ApplyError::Db(e) | ApplyError::Queue(QueueError::Db(e))) if e.is_transient() => {
-                Err(IngestError::Temporary(e.to_string()))
-            }
-            Err(ApplyError::Temporary(e)) => Err(IngestError::Temporary(e)),
-            Err(e) => {
-                // Anything else is about this message: quarantine it, so it
-                // never blocks the messages behind it.
-                let reason = format!("processing failed: {e}");
-                self.quarantine_alone(&delivery, raw_sha256, &reason)
-                    .await
-                    .map_err(|e| IngestError::Temporary(e.to_string()))?;
-                Ok(Outcome::Quarantined { reason })
-            }
+        // A batch of one: the same savepoint, quarantine and error rules.
+        let (mut outcomes, error) = self.ingest_kept_batch(&[(delivery, raw_sha256)]).await;
+        match (outcomes.pop(), error) {
+            (Some(outcome), None) => Ok(outcome),
+            (_, Some(e)) => Err(e),
+            (None, None) => Err(IngestError::Temporary("the message was not applied".into())),
         }
     }
 
@@ -587,17 +578,6 @@ impl Ingestor {
             out.push(a.clone());
         }
         out
-    }
-
-    async fn try_apply(&self, d: &Delivery<'_>, raw_sha256: &str) -> Result<Outcome, ApplyError> {
-        let now = self.clock.now_millis();
-        let mut tx = self.db.begin().await?;
-        let applied = self.apply_in(&mut tx, d, raw_sha256, now).await?;
-        tx.commit().await.map_err(DbError::from)?;
-        if applied.queued {
-            self.outbox_ready.notify_one();
-        }
-        Ok(applied.outcome)
     }
 
     /// Applies a batch of kept messages `(delivery, raw SHA-256)` in one
@@ -1031,23 +1011,8 @@ impl Ingestor {
         Ok(queued.is_some())
     }
 
-    /// Quarantines a message in a transaction of its own (after the main one
-    /// failed), recording its UID so it is not fetched again.
-    async fn quarantine_alone(
-        &self,
-        d: &Delivery<'_>,
-        raw_sha256: &str,
-        reason: &str,
-    ) -> Result<(), DbError> {
-        let now = self.clock.now_millis();
-        let mut tx = self.db.begin().await?;
-        self.quarantine_in(&mut tx, d, raw_sha256, reason, now)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Quarantines a message inside the caller's transaction.
+    /// Quarantines a message inside the caller's transaction, recording its
+    /// UID so it is not fetched again.
     async fn quarantine_in(
         &self,
         tx: &mut AnyConnection,
