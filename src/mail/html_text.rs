@@ -55,10 +55,10 @@ fn nesting_depth(html: &str) -> usize {
         if name_len == 0 {
             continue;
         }
-        let name = html[name_start..name_start + name_len].to_ascii_lowercase();
+        let name = &html[name_start..name_start + name_len];
         if closing {
             depth = depth.saturating_sub(1);
-        } else if !VOID.contains(&name.as_str()) {
+        } else if !VOID.iter().any(|v| v.eq_ignore_ascii_case(name)) {
             depth += 1;
             max = max.max(depth);
         }
