@@ -146,10 +146,23 @@ impl SlaConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebConfig {
     pub listen: String,
     pub base_url: String,
+    /// The bearer token of the admin API (`web.admin_token`); without one
+    /// the API answers 404.
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("listen", &self.listen)
+            .field("base_url", &self.base_url)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -367,6 +380,7 @@ fn default_sla_low() -> u64 {
 struct RawWeb {
     listen: String,
     base_url: String,
+    admin_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -578,7 +592,10 @@ fn resolve_secret_files(
         toml::Value::Table(table) => {
             let file_keys: Vec<String> = table
                 .keys()
-                .filter(|k| matches!(k.as_str(), "password_file" | "secret_file"))
+                .filter(|k| matches!(
+                        k.as_str(),
+                        "password_file" | "secret_file" | "admin_token_file"
+                    ))
                 .cloned()
                 .collect();
             for key in file_keys {
@@ -793,6 +810,15 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             "must start with http:// or https://".into(),
         ));
     }
+    let admin_token = match raw.web.admin_token.map(|t| t.trim().to_string()) {
+        Some(t) if t.len() < 32 => {
+            return Err(err(
+                "web.admin_token",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)".into(),
+            ))
+        }
+        other => other,
+    };
 
     let mut staff = Vec::new();
     for (i, s) in raw.staff.into_iter().enumerate() {
@@ -850,6 +876,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         web: WebConfig {
             listen: raw.web.listen,
             base_url,
+            admin_token,
         },
         link_keys,
         link_ttl,

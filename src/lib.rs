@@ -18,6 +18,7 @@
 //! Time comes from [`clock::Clock`], never from SQL.
 
 pub mod app;
+pub mod billing;
 pub mod cli;
 pub mod clock;
 pub mod config;

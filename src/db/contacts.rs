@@ -75,6 +75,21 @@ pub async fn find_contact_by_id(
     Ok(row.map(contact_from_row))
 }
 
+/// The active contacts of a client, primary first, then by address.
+pub async fn client_contacts(
+    conn: &mut AnyConnection,
+    client_id: i64,
+) -> Result<Vec<Contact>, DbError> {
+    let rows: Vec<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE client_id = $1 AND active = 1 \
+         ORDER BY is_primary DESC, email"
+    )))
+    .bind(client_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(contact_from_row).collect())
+}
+
 /// Revokes every link the contact holds (deactivation, address change).
 pub async fn bump_link_generation(conn: &mut AnyConnection, id: i64) -> Result<(), DbError> {
     sqlx::query("UPDATE contacts SET link_generation = link_generation + 1 WHERE id = $1")

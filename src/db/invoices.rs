@@ -159,19 +159,51 @@ pub struct InvoiceSummary {
     pub paid_minor: i64,
 }
 
+const SUMMARY_COLUMNS: &str =
+    "SELECT id, number, client_id, status, currency, due_date, total_minor, paid_minor \
+     FROM invoices";
+pub(super) type SummaryRow = (i64, String, i64, String, String, String, i64, i64);
+
 pub async fn invoice_by_number(
     conn: &mut AnyConnection,
     number: &str,
 ) -> Result<Option<InvoiceSummary>, DbError> {
-    type Row = (i64, String, i64, String, String, String, i64, i64);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, number, client_id, status, currency, due_date, total_minor, paid_minor \
-         FROM invoices WHERE number = $1",
-    )
-    .bind(number)
-    .fetch_optional(&mut *conn)
+    let row: Option<SummaryRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SUMMARY_COLUMNS} WHERE number = $1")))
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map(summary_of))
+}
+
+pub async fn invoice_by_id(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<InvoiceSummary>, DbError> {
+    let row: Option<SummaryRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SUMMARY_COLUMNS} WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map(summary_of))
+}
+
+/// A client's invoices, newest first.
+pub async fn client_invoices(
+    conn: &mut AnyConnection,
+    client_id: i64,
+) -> Result<Vec<InvoiceSummary>, DbError> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SUMMARY_COLUMNS} WHERE client_id = $1 ORDER BY issue_date DESC, number DESC"
+    )))
+    .bind(client_id)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(row.map(|r| InvoiceSummary {
+    Ok(rows.into_iter().map(summary_of).collect())
+}
+
+pub(super) fn summary_of(r: SummaryRow) -> InvoiceSummary {
+    InvoiceSummary {
         id: r.0,
         number: r.1,
         client_id: r.2,
@@ -180,7 +212,7 @@ pub async fn invoice_by_number(
         due_date: r.5,
         total_minor: r.6,
         paid_minor: r.7,
-    }))
+    }
 }
 
 /// The client a quote belongs to, by number.
@@ -242,6 +274,62 @@ pub async fn invoice_detail(
         terms: head.5,
         lines,
     }))
+}
+
+/// Publishes a draft (status `sent`); false when it was not a draft. Sending
+/// again an invoice already out only mails it again, so that is not an error
+/// of the caller's either: it checks the status it gets back.
+pub async fn mark_sent(conn: &mut AnyConnection, id: i64, now: i64) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE invoices SET status = 'sent', undeliverable = 0, updated_at = $1 \
+         WHERE id = $2 AND status = 'draft'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Flags (or clears) an invoice whose mail reached no billing contact.
+pub async fn set_undeliverable(
+    conn: &mut AnyConnection,
+    id: i64,
+    undeliverable: bool,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE invoices SET undeliverable = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(undeliverable))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn is_undeliverable(conn: &mut AnyConnection, id: i64) -> Result<bool, DbError> {
+    let (flag,): (i64,) = sqlx::query_as("SELECT undeliverable FROM invoices WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(flag != 0)
+}
+
+/// Cancels an invoice nobody has paid anything of; false otherwise (a paid
+/// or part-paid invoice is settled by a credit note, not voided).
+pub async fn void_invoice(conn: &mut AnyConnection, id: i64, now: i64) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE invoices SET status = 'cancelled', updated_at = $1 \
+         WHERE id = $2 AND status IN ('draft', 'sent', 'overdue') AND paid_minor = 0 \
+         AND NOT EXISTS (SELECT 1 FROM payment_allocations a \
+           JOIN payments p ON p.id = a.payment_id \
+           WHERE a.invoice_id = $2 AND p.status IN ('processing', 'succeeded'))",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A snapshot of the business data a page request must never change: row

@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod invoices;
 pub mod link_opens;
 pub mod outbox;
+pub mod payments;
 pub mod tickets;
 
 use std::str::FromStr;

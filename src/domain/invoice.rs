@@ -44,6 +44,21 @@ impl InvoiceStatus {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
+    /// The status an invoice takes after money moved: `paid` (succeeded
+    /// payments) against `total`, `processing` (bank debits not yet settled),
+    /// and whether the due date has passed. Drafts and cancelled invoices keep
+    /// their status: a payment does not publish or revive them.
+    pub fn after_payment(self, total: i64, paid: i64, processing: i64, past_due: bool) -> Self {
+        match self {
+            Self::Draft | Self::Cancelled => self,
+            _ if paid >= total => Self::Paid,
+            _ if processing > 0 => Self::Processing,
+            _ if past_due => Self::Overdue,
+            _ if paid > 0 => Self::Partial,
+            _ => Self::Sent,
+        }
+    }
+
     /// Shown to the client: "Sent", "Paid", …
     pub fn label(self) -> &'static str {
         match self {
@@ -93,6 +108,40 @@ impl QuoteStatus {
     }
 }
 
+/// Where a payment stands with its provider. Only `Succeeded` counts toward
+/// an invoice's paid amount; `Processing` (a bank debit in flight) holds that
+/// part of the balance so it is not asked for twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentStatus {
+    /// Handed to the provider's checkout; the client may never finish it.
+    Open,
+    Processing,
+    Succeeded,
+    Failed,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 4] = [
+        Self::Open,
+        Self::Processing,
+        Self::Succeeded,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Processing => "processing",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +153,18 @@ mod tests {
         }
         assert_eq!(InvoiceStatus::parse(" Paid "), Some(InvoiceStatus::Paid));
         assert_eq!(InvoiceStatus::parse("opened"), None);
+    }
+
+    #[test]
+    fn status_follows_the_money() {
+        use InvoiceStatus::*;
+        assert_eq!(Sent.after_payment(100, 100, 0, false), Paid);
+        assert_eq!(Overdue.after_payment(100, 120, 0, true), Paid);
+        assert_eq!(Sent.after_payment(100, 40, 0, false), Partial);
+        assert_eq!(Partial.after_payment(100, 40, 60, false), Processing);
+        assert_eq!(Processing.after_payment(100, 40, 0, true), Overdue);
+        assert_eq!(Processing.after_payment(100, 0, 0, false), Sent);
+        assert_eq!(Draft.after_payment(100, 100, 0, false), Draft);
+        assert_eq!(Cancelled.after_payment(100, 0, 0, false), Cancelled);
     }
 }

@@ -8,9 +8,10 @@ mod money;
 mod ticket;
 
 pub use email_address::{EmailAddress, EmailAddressError};
-pub use invoice::{InvoiceStatus, QuoteStatus};
+pub use invoice::{InvoiceStatus, PaymentStatus, QuoteStatus};
 pub use money::{
-    price_line, totals, Currency, Money, MoneyError, PricedLine, Quantity, TaxRate, TaxRounding,
+    format_amount, price_line, totals, Currency, Money, MoneyError, PricedLine, Quantity, TaxRate,
+    TaxRounding,
     Totals,
 };
 pub use ticket::{ContactTypes, Priority, TicketNumber, TicketStatus};

@@ -375,6 +375,33 @@ fn parse_fixed(text: &str, places: u32) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// "1,234.50 EUR": grouped thousands, the currency's decimals, the code.
+pub fn format_amount(minor: i64, currency: &str) -> String {
+    let Ok(cur) = Currency::parse(currency) else {
+        return format!("{minor} {currency}");
+    };
+    let plain = Money::from_minor(minor, cur).to_string();
+    let (sign, digits) = match plain.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", plain.as_str()),
+    };
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match fraction {
+        Some(f) => format!("{sign}{grouped}.{f} {}", cur.code()),
+        None => format!("{sign}{grouped} {}", cur.code()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

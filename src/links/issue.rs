@@ -5,7 +5,8 @@
 //! mails that carry links.
 
 use crate::config::Config;
-use crate::db::{contacts, conversation, invoices, Db, DbError};
+use crate::db::contacts::{self, Contact};
+use crate::db::{conversation, invoices, Db, DbError};
 use crate::domain::EmailAddress;
 
 use super::token::{sign, LinkClaims, LinkError, LinkPurpose};
@@ -96,9 +97,23 @@ pub async fn link_for(
             }
         }
     }
+    Ok(signed_link(config, &contact, purpose, &resource, now_secs)?)
+}
+
+/// The signed link of `contact` to `purpose` / `resource`, without checking
+/// that the document is theirs: for callers that just selected the contact
+/// as the document's recipient (an invoice mail to the client's billing
+/// contacts).
+pub fn signed_link(
+    config: &Config,
+    contact: &Contact,
+    purpose: LinkPurpose,
+    resource: &str,
+    now_secs: i64,
+) -> Result<String, LinkError> {
     let claims = LinkClaims {
         purpose,
-        resource,
+        resource: resource.to_string(),
         contact_id: contact.id,
         generation: contact.link_generation,
         expires_at: now_secs + config.link_ttl.as_secs() as i64,

@@ -43,6 +43,10 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "fresh_link",
     "quote_decided",
     "quote_confirmation",
+    "invoice_issued",
+    "invoice_undeliverable",
+    "payment_received",
+    "payment_failed",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

@@ -10,7 +10,7 @@ use handlebars::Handlebars;
 use serde_json::{json, Value};
 
 use crate::config::Branding;
-use crate::domain::{Currency, Money};
+
 
 const PAGES: &[(&str, &str)] = &[
     (
@@ -138,32 +138,7 @@ pub fn document_lines(
     (Value::Array(rows), Value::Array(taxes))
 }
 
-/// "1,234.50 EUR": grouped thousands, the currency's decimals, the code.
-pub fn money(minor: i64, currency: &str) -> String {
-    let Ok(cur) = Currency::parse(currency) else {
-        return format!("{minor} {currency}");
-    };
-    let plain = Money::from_minor(minor, cur).to_string();
-    let (sign, digits) = match plain.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", plain.as_str()),
-    };
-    let (whole, fraction) = match digits.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (digits, None),
-    };
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    match fraction {
-        Some(f) => format!("{sign}{grouped}.{f} {}", cur.code()),
-        None => format!("{sign}{grouped} {}", cur.code()),
-    }
-}
+pub use crate::domain::format_amount as money;
 
 /// Thousandths as a short decimal: 1500 → "1.5", 12000 → "12".
 pub fn quantity(thousandths: i64) -> String {

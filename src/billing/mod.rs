@@ -1,0 +1,188 @@
+//! Billing work that spans the database, mail and (later) the payment
+//! provider: sending an invoice, recording money that arrived, and the mails
+//! that go with both. The web view, the admin API and the webhook receiver
+//! call in here; SQL stays in `db/`, HTTP in `web/`.
+
+pub mod notify;
+pub mod settle;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::app::App;
+use crate::db::invoices;
+use crate::db::payments::{self, NewPayment};
+use crate::domain::{format_amount, InvoiceStatus, PaymentStatus};
+use crate::links::LinkPurpose;
+use notify::{mail_billing_contacts, mail_staff, BillingMail};
+use settle::{settle, Settlement};
+
+/// The client's calendar day at `now_ms`, as stored dates are written.
+/// UTC until client time zones arrive with the scheduler.
+pub fn today(_app: &App, now_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms)
+        .map(|d| d.date_naive().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error("no invoice has number {0}")]
+    UnknownInvoice(String),
+    #[error("invoice {0} is {1}; it cannot be {2}")]
+    WrongState(String, String, &'static str),
+    #[error("the amount must be more than zero and at most the balance ({0})")]
+    BadAmount(String),
+}
+
+/// What sending an invoice did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Sent {
+    pub number: String,
+    /// How many contacts the mail was queued for.
+    pub mailed: usize,
+    /// No billing contact can receive it; the staff were told.
+    pub undeliverable: bool,
+}
+
+/// Publishes invoice `number` (a draft becomes `sent`) and mails it to the
+/// client's billing and primary contacts; sending one already out mails it
+/// again. When every billing address is suppressed (a hard bounce) the
+/// invoice is flagged undeliverable and the staff are told.
+pub async fn send_invoice(app: &App, number: &str) -> anyhow::Result<Sent> {
+    let now = app.clock.now_millis();
+    let mut tx = app.db.begin().await?;
+    let detail = invoices::invoice_detail(&mut tx, number)
+        .await?
+        .ok_or_else(|| BillingError::UnknownInvoice(number.to_string()))?;
+    let summary = &detail.summary;
+    match InvoiceStatus::parse(&summary.status) {
+        Some(InvoiceStatus::Draft) => {
+            invoices::mark_sent(&mut tx, summary.id, now).await?;
+        }
+        Some(InvoiceStatus::Cancelled | InvoiceStatus::Paid) | None => {
+            return Err(BillingError::WrongState(
+                number.to_string(),
+                summary.status.clone(),
+                "sent",
+            )
+            .into())
+        }
+        Some(_) => {}
+    }
+    let cur = summary.currency.as_str();
+    let total = format_amount(summary.total_minor, cur);
+    let reach = mail_billing_contacts(
+        app,
+        &mut tx,
+        summary.client_id,
+        BillingMail {
+            kind: "invoice-issued",
+            template: "invoice_issued",
+            purpose: LinkPurpose::Invoice,
+            resource: &summary.number,
+            data: json!({
+                "number": summary.number,
+                "client": detail.client_name,
+                "total": total,
+                "balance": format_amount(summary.total_minor - summary.paid_minor, cur),
+                "due_date": summary.due_date,
+            }),
+            also: None,
+        },
+        now,
+    )
+    .await
+    .context("queueing the invoice mail")?;
+    let undeliverable = reach.billing_unreachable || reach.queued == 0;
+    invoices::set_undeliverable(&mut tx, summary.id, undeliverable, now).await?;
+    if undeliverable {
+        let reason = if reach.billing_unreachable {
+            "every billing address of the client bounced and is suppressed"
+        } else {
+            "the client has no active billing or primary contact that can receive mail"
+        };
+        mail_staff(
+            app,
+            &mut tx,
+            "invoice-undeliverable",
+            "invoice_undeliverable",
+            json!({
+                "number": summary.number,
+                "client": detail.client_name,
+                "total": total,
+                "reason": reason,
+            }),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    app.ingestor.outbox_ready.notify_one();
+    Ok(Sent {
+        number: summary.number.clone(),
+        mailed: reach.queued,
+        undeliverable,
+    })
+}
+
+/// A payment staff record by hand (a bank transfer, cash, a cheque).
+#[derive(Debug, Clone)]
+pub struct ManualPayment<'a> {
+    pub invoice_number: &'a str,
+    pub amount_minor: i64,
+    pub method: &'a str,
+    /// The bank's reference or similar, for the record.
+    pub reference: Option<&'a str>,
+}
+
+/// Records `p` as received now: the invoice's balance drops, any excess
+/// becomes store credit, and the receipt is mailed. Returns the payment id.
+pub async fn record_manual_payment(app: &App, p: &ManualPayment<'_>) -> anyhow::Result<i64> {
+    let now = app.clock.now_millis();
+    let mut tx = app.db.begin().await?;
+    let invoice = invoices::invoice_by_number(&mut tx, p.invoice_number)
+        .await?
+        .ok_or_else(|| BillingError::UnknownInvoice(p.invoice_number.to_string()))?;
+    if matches!(
+        InvoiceStatus::parse(&invoice.status),
+        Some(InvoiceStatus::Cancelled | InvoiceStatus::Draft) | None
+    ) {
+        return Err(BillingError::WrongState(
+            invoice.number,
+            invoice.status,
+            "paid (send it first, or it is cancelled)",
+        )
+        .into());
+    }
+    if p.amount_minor <= 0 {
+        return Err(BillingError::BadAmount(format_amount(
+            invoice.total_minor - invoice.paid_minor,
+            &invoice.currency,
+        ))
+        .into());
+    }
+    let id = payments::insert_payment(
+        &mut tx,
+        &NewPayment {
+            client_id: invoice.client_id,
+            contact_id: None,
+            method: p.method,
+            provider: None,
+            provider_reference: p.reference,
+            currency: &invoice.currency,
+            amount_minor: p.amount_minor,
+            status: PaymentStatus::Open,
+            allocations: &[(invoice.id, p.amount_minor)],
+        },
+        now,
+    )
+    .await?;
+    let record = payments::payment_by_id(&mut tx, id)
+        .await?
+        .context("the payment just written")?;
+    settle(app, &mut tx, &record, Settlement::Succeeded, None, now).await?;
+    tx.commit().await?;
+    app.ingestor.outbox_ready.notify_one();
+    Ok(id)
+}

@@ -1,0 +1,160 @@
+//! Billing mails to a client's people: every active billing and primary
+//! contact gets their own copy with their own signed link (a link names its
+//! contact, so it cannot be shared across a `To:` list). Queued on the
+//! caller's transaction, like every mail.
+
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::db::contacts::{self, Contact};
+use crate::db::tickets::Visibility;
+use crate::db::{inbound, Conn};
+use crate::domain::EmailAddress;
+use crate::links::issue::signed_link;
+use crate::links::LinkPurpose;
+use crate::mail::outgoing::MailRequest;
+
+/// One billing mail: what it is, and the page its link opens.
+pub struct BillingMail<'a> {
+    pub kind: &'a str,
+    pub template: &'a str,
+    pub purpose: LinkPurpose,
+    /// The document number for invoice links; empty for the statement.
+    pub resource: &'a str,
+    /// Template data; `name`, `link`, `expires` and `branding` are added.
+    pub data: Value,
+    /// Someone outside the billing and primary contacts who should also
+    /// have it (the contact who paid).
+    pub also: Option<&'a Contact>,
+}
+
+/// Who got the mail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub queued: usize,
+    /// The client has billing contacts and every one of them is on the
+    /// suppression list (a hard bounce): the document did not reach billing.
+    pub billing_unreachable: bool,
+}
+
+/// Queues `mail` to each active billing and primary contact of `client_id`.
+pub async fn mail_billing_contacts(
+    app: &App,
+    tx: &mut Conn,
+    client_id: i64,
+    mail: BillingMail<'_>,
+    now_ms: i64,
+) -> anyhow::Result<Reach> {
+    let mut people: Vec<Contact> = contacts::client_contacts(tx, client_id)
+        .await?
+        .into_iter()
+        .filter(|c| c.types.billing || c.types.primary)
+        .collect();
+    if let Some(extra) = mail.also {
+        if extra.active && !people.iter().any(|c| c.id == extra.id) {
+            people.push(extra.clone());
+        }
+    }
+    let mut reach = Reach::default();
+    let mut billing = 0;
+    let mut billing_suppressed = 0;
+    for person in &people {
+        let suppressed = inbound::is_suppressed(tx, &person.email).await?;
+        if person.types.billing {
+            billing += 1;
+            billing_suppressed += usize::from(suppressed);
+        }
+        if suppressed {
+            continue;
+        }
+        let Ok(address) = EmailAddress::parse(&person.email) else {
+            continue;
+        };
+        let link = signed_link(
+            &app.config,
+            person,
+            mail.purpose,
+            mail.resource,
+            now_ms / 1000,
+        )?;
+        let mut data = mail.data.clone();
+        if let Value::Object(map) = &mut data {
+            map.insert("name".into(), json!(person.name));
+            map.insert("link".into(), json!(link));
+            map.insert("expires".into(), json!(link_expiry(app, now_ms)));
+            map.insert("branding".into(), json!(app.config.branding));
+        }
+        let queued = app
+            .ingestor
+            .mailer
+            .queue(
+                tx,
+                MailRequest {
+                    kind: mail.kind,
+                    template: mail.template,
+                    data,
+                    to: vec![address],
+                    cc: Vec::new(),
+                    ticket: None,
+                    visibility: Visibility::System,
+                    // Asked for by a person (staff sent it, a client paid):
+                    // over a rate limit it waits, it is not dropped.
+                    automated: false,
+                    from_name: None,
+                    in_reply_to: None,
+                    extra_references: &[],
+                },
+                now_ms,
+            )
+            .await?;
+        reach.queued += usize::from(queued.is_some());
+    }
+    reach.billing_unreachable = billing > 0 && billing == billing_suppressed;
+    Ok(reach)
+}
+
+/// Queues `template` to every configured staff member (internal notices).
+pub async fn mail_staff(
+    app: &App,
+    tx: &mut Conn,
+    kind: &str,
+    template: &str,
+    mut data: Value,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    let staff: Vec<EmailAddress> = app.config.staff.iter().map(|s| s.email.clone()).collect();
+    if staff.is_empty() {
+        return Ok(());
+    }
+    if let Value::Object(map) = &mut data {
+        map.insert("branding".into(), json!(app.config.branding));
+    }
+    app.ingestor
+        .mailer
+        .queue(
+            tx,
+            MailRequest {
+                kind,
+                template,
+                data,
+                to: staff,
+                cc: Vec::new(),
+                ticket: None,
+                visibility: Visibility::Internal,
+                automated: true,
+                from_name: None,
+                in_reply_to: None,
+                extra_references: &[],
+            },
+            now_ms,
+        )
+        .await?;
+    Ok(())
+}
+
+/// "12 January 2027": when a link made now stops opening.
+fn link_expiry(app: &App, now_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms + app.config.link_ttl.as_millis() as i64)
+        .map(|d| d.format("%-d %B %Y").to_string())
+        .unwrap_or_default()
+}
