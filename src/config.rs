@@ -160,7 +160,10 @@ impl std::fmt::Debug for WebConfig {
         f.debug_struct("WebConfig")
             .field("listen", &self.listen)
             .field("base_url", &self.base_url)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -592,10 +595,12 @@ fn resolve_secret_files(
         toml::Value::Table(table) => {
             let file_keys: Vec<String> = table
                 .keys()
-                .filter(|k| matches!(
+                .filter(|k| {
+                    matches!(
                         k.as_str(),
                         "password_file" | "secret_file" | "admin_token_file"
-                    ))
+                    )
+                })
                 .cloned()
                 .collect();
             for key in file_keys {

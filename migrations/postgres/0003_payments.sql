@@ -9,6 +9,9 @@
 
 ALTER TABLE payments ADD COLUMN contact_id BIGINT REFERENCES contacts(id);
 ALTER TABLE payments ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
+-- Staff's note of where money came from (a bank reference); not unique,
+-- unlike provider_reference, which is the provider's own id.
+ALTER TABLE payments ADD COLUMN reference TEXT;
 
 CREATE TABLE payment_allocations (
     payment_id    BIGINT NOT NULL REFERENCES payments(id),

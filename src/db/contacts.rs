@@ -111,6 +111,36 @@ pub async fn find_client_by_domain(
     Ok(row.map(|r| r.0))
 }
 
+/// A client as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientRow {
+    pub id: i64,
+    pub name: String,
+    pub domains: Vec<String>,
+}
+
+pub async fn list_clients(conn: &mut AnyConnection) -> Result<Vec<ClientRow>, DbError> {
+    let clients: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM clients ORDER BY name")
+        .fetch_all(&mut *conn)
+        .await?;
+    let domains: Vec<(i64, String)> =
+        sqlx::query_as("SELECT client_id, domain FROM client_domains ORDER BY domain")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(clients
+        .into_iter()
+        .map(|(id, name)| ClientRow {
+            id,
+            name,
+            domains: domains
+                .iter()
+                .filter(|d| d.0 == id)
+                .map(|d| d.1.clone())
+                .collect(),
+        })
+        .collect())
+}
+
 pub async fn find_client_by_name(
     conn: &mut AnyConnection,
     name: &str,

@@ -168,11 +168,12 @@ pub async fn invoice_by_number(
     conn: &mut AnyConnection,
     number: &str,
 ) -> Result<Option<InvoiceSummary>, DbError> {
-    let row: Option<SummaryRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SUMMARY_COLUMNS} WHERE number = $1")))
-            .bind(number)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SUMMARY_COLUMNS} WHERE number = $1"
+    )))
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.map(summary_of))
 }
 
@@ -180,25 +181,36 @@ pub async fn invoice_by_id(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<InvoiceSummary>, DbError> {
-    let row: Option<SummaryRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SUMMARY_COLUMNS} WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SUMMARY_COLUMNS} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.map(summary_of))
 }
 
-/// A client's invoices, newest first.
-pub async fn client_invoices(
+/// A client's invoices (every client's when `None`), newest first.
+pub async fn list_invoices(
     conn: &mut AnyConnection,
-    client_id: i64,
+    client_id: Option<i64>,
 ) -> Result<Vec<InvoiceSummary>, DbError> {
-    let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SUMMARY_COLUMNS} WHERE client_id = $1 ORDER BY issue_date DESC, number DESC"
-    )))
-    .bind(client_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    const ORDER: &str = "ORDER BY issue_date DESC, number DESC";
+    let rows: Vec<SummaryRow> = match client_id {
+        Some(id) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SUMMARY_COLUMNS} WHERE client_id = $1 {ORDER}"
+            )))
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SUMMARY_COLUMNS} {ORDER}")))
+                .fetch_all(&mut *conn)
+                .await?
+        }
+    };
     Ok(rows.into_iter().map(summary_of).collect())
 }
 

@@ -22,6 +22,8 @@ pub struct NewPayment<'a> {
     pub method: &'a str,
     pub provider: Option<&'a str>,
     pub provider_reference: Option<&'a str>,
+    /// Staff's free-text reference (a bank transfer's), not unique.
+    pub reference: Option<&'a str>,
     pub currency: &'a str,
     pub amount_minor: i64,
     pub status: PaymentStatus,
@@ -36,8 +38,8 @@ pub async fn insert_payment(
 ) -> Result<i64, DbError> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO payments (client_id, contact_id, invoice_id, method, provider, \
-         provider_reference, currency, amount_minor, status, received_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING id",
+         provider_reference, reference, currency, amount_minor, status, received_at, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11) RETURNING id",
     )
     .bind(p.client_id)
     .bind(p.contact_id)
@@ -49,6 +51,7 @@ pub async fn insert_payment(
     .bind(p.method)
     .bind(p.provider)
     .bind(p.provider_reference)
+    .bind(p.reference)
     .bind(p.currency)
     .bind(p.amount_minor)
     .bind(p.status.as_str())
@@ -112,7 +115,16 @@ pub async fn payment_by_id(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<PaymentRecord>, DbError> {
-    type Row = (i64, i64, Option<i64>, String, Option<String>, String, i64, String);
+    type Row = (
+        i64,
+        i64,
+        Option<i64>,
+        String,
+        Option<String>,
+        String,
+        i64,
+        String,
+    );
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, client_id, contact_id, method, provider_reference, currency, amount_minor, \
          status FROM payments WHERE id = $1",
@@ -227,8 +239,8 @@ pub async fn refresh_invoice(
 ) -> Result<InvoiceSummary, DbError> {
     let (paid, processing): (i64, i64) = sqlx::query_as(
         "SELECT \
-           COALESCE(SUM(CASE WHEN p.status = 'succeeded' THEN a.amount_minor ELSE 0 END), 0), \
-           COALESCE(SUM(CASE WHEN p.status = 'processing' THEN a.amount_minor ELSE 0 END), 0) \
+           CAST(COALESCE(SUM(CASE WHEN p.status = 'succeeded' THEN a.amount_minor ELSE 0 END), 0) AS BIGINT), \
+           CAST(COALESCE(SUM(CASE WHEN p.status = 'processing' THEN a.amount_minor ELSE 0 END), 0) AS BIGINT) \
          FROM payment_allocations a JOIN payments p ON p.id = a.payment_id \
          WHERE a.invoice_id = $1",
     )
@@ -321,7 +333,11 @@ pub async fn client_payments(
         .bind(r.0)
         .fetch_all(&mut *conn)
         .await?;
-        let invoices = numbers.into_iter().map(|n| n.0).collect::<Vec<_>>().join(", ");
+        let invoices = numbers
+            .into_iter()
+            .map(|n| n.0)
+            .collect::<Vec<_>>()
+            .join(", ");
         out.push(payment_line((r.1, r.2, r.3, r.4, r.5, invoices)));
     }
     Ok(out)
@@ -363,7 +379,7 @@ pub async fn processing_of_invoice(
     invoice_id: i64,
 ) -> Result<i64, DbError> {
     let (sum,): (i64,) = sqlx::query_as(
-        "SELECT COALESCE(SUM(a.amount_minor), 0) FROM payment_allocations a \
+        "SELECT CAST(COALESCE(SUM(a.amount_minor), 0) AS BIGINT) FROM payment_allocations a \
          JOIN payments p ON p.id = a.payment_id \
          WHERE a.invoice_id = $1 AND p.status = 'processing'",
     )
@@ -380,7 +396,7 @@ pub async fn store_credit(
     currency: &str,
 ) -> Result<i64, DbError> {
     let (sum,): (i64,) = sqlx::query_as(
-        "SELECT COALESCE(SUM(amount_minor), 0) FROM store_credit_entries \
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM store_credit_entries \
          WHERE client_id = $1 AND currency = $2",
     )
     .bind(client_id)
@@ -396,7 +412,7 @@ pub async fn store_credit_balances(
     client_id: i64,
 ) -> Result<Vec<(String, i64)>, DbError> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT currency, SUM(amount_minor) FROM store_credit_entries WHERE client_id = $1 \
+        "SELECT currency, CAST(SUM(amount_minor) AS BIGINT) FROM store_credit_entries WHERE client_id = $1 \
          GROUP BY currency HAVING SUM(amount_minor) <> 0 ORDER BY currency",
     )
     .bind(client_id)

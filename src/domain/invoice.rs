@@ -121,12 +121,8 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 4] = [
-        Self::Open,
-        Self::Processing,
-        Self::Succeeded,
-        Self::Failed,
-    ];
+    pub const ALL: [PaymentStatus; 4] =
+        [Self::Open, Self::Processing, Self::Succeeded, Self::Failed];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -11,7 +11,6 @@ pub use email_address::{EmailAddress, EmailAddressError};
 pub use invoice::{InvoiceStatus, PaymentStatus, QuoteStatus};
 pub use money::{
     format_amount, price_line, totals, Currency, Money, MoneyError, PricedLine, Quantity, TaxRate,
-    TaxRounding,
-    Totals,
+    TaxRounding, Totals,
 };
 pub use ticket::{ContactTypes, Priority, TicketNumber, TicketStatus};

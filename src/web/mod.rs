@@ -6,6 +6,7 @@
 //! Handlers live in one file per page; SQL stays in `db/`, HTML in
 //! `templates/web/`.
 
+mod api;
 mod csrf;
 mod invoice;
 mod link;
@@ -42,6 +43,7 @@ pub fn router(app: App) -> Router {
         app,
     };
     Router::new()
+        .nest("/api/v1", api::router(state.clone()))
         .route("/l/renew", axum::routing::post(renew::renew))
         .route("/l/{token}", get(link::open))
         .route("/invoice/{number}", get(invoice::show))

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use crate::config::Branding;
 
-
 const PAGES: &[(&str, &str)] = &[
     (
         "layout_head",

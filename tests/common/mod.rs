@@ -137,6 +137,7 @@ from = "Example IT Support <{support}>"
 [web]
 listen = "127.0.0.1:0"
 base_url = "http://127.0.0.1:8080"
+admin_token = "test-admin-token-0123456789abcdef0123"
 [[links.keys]]
 id = "test"
 secret = "test-secret-0123456789abcdef0123456789"

@@ -50,6 +50,9 @@ pub enum Source<'a> {
     },
     /// `postdesk ingest` (MTA pipe): the first configured mailbox's defaults.
     Pipe,
+    /// A technician's action through the admin API, written as the mail they
+    /// would have sent, so it takes the same path (and the same checks).
+    AdminApi,
 }
 
 impl Source<'_> {
@@ -57,6 +60,7 @@ impl Source<'_> {
         match self {
             Source::Mailbox { mailbox, .. } => format!("mailbox:{}", mailbox.name),
             Source::Pipe => "ingest".into(),
+            Source::AdminApi => "admin-api".into(),
         }
     }
 }
@@ -246,7 +250,7 @@ impl Ingestor {
     fn mailbox_of<'a>(&'a self, source: &Source<'a>) -> Option<&'a MailboxConfig> {
         match source {
             Source::Mailbox { mailbox, .. } => Some(mailbox),
-            Source::Pipe => self.config.mailboxes.first(),
+            Source::Pipe | Source::AdminApi => self.config.mailboxes.first(),
         }
     }
 
@@ -686,7 +690,7 @@ impl Ingestor {
         let source_label = d.source.label();
         let mailbox_at = match d.source {
             Source::Mailbox { mailbox, at } => Some((mailbox.name.as_str(), at)),
-            Source::Pipe => None,
+            Source::Pipe | Source::AdminApi => None,
         };
         if let Some((name, at)) = mailbox_at {
             if inbound::uid_applied(&mut *tx, name, at).await? {
