@@ -1,5 +1,5 @@
-//! `postdesk import FILE.json`: clients, their domains and contacts, and
-//! invoices. Idempotent: importing the same file twice leaves the database
+//! `postdesk import FILE.json`: clients, their domains and contacts,
+//! invoices, quotes and recurring invoice definitions. Idempotent: importing the same file twice leaves the database
 //! exactly as after the first time (unchanged rows are not written at all;
 //! an invoice whose number exists is left as it is). Everything is checked
 //! before anything is written, and errors name the file and the JSON path.
@@ -20,10 +20,11 @@ use serde::Deserialize;
 
 use crate::clock::Millis;
 use crate::db::invoices::{self, NewInvoice, NewInvoiceLine, NewQuote};
+use crate::db::recurring::{self, NewRecurring};
 use crate::db::{contacts, Db, DbError};
 use crate::domain::{
-    price_line, totals, ContactTypes, Currency, EmailAddress, InvoiceStatus, Money, Quantity,
-    QuoteStatus, TaxRate, TaxRounding,
+    price_line, totals, ContactTypes, Currency, EmailAddress, Frequency, InvoiceStatus, Money,
+    Quantity, QuoteStatus, TaxRate, TaxRounding,
 };
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +36,36 @@ pub struct ImportFile {
     pub invoices: Vec<ImportInvoice>,
     #[serde(default)]
     pub quotes: Vec<ImportQuote>,
+    #[serde(default)]
+    pub recurring_invoices: Vec<ImportRecurring>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRecurring {
+    pub client: String,
+    /// What is billed, as the client knows it ("Managed workplace, 12 seats");
+    /// one definition per client and scope.
+    pub scope: String,
+    pub currency: String,
+    /// The invoice line's text; the scope when absent.
+    #[serde(default)]
+    pub description: Option<String>,
+    pub quantity: Decimal,
+    pub unit_price: Decimal,
+    #[serde(default)]
+    pub tax_rate: Option<Decimal>,
+    /// monthly, quarterly, yearly
+    pub frequency: String,
+    pub next_bill_date: String,
+    #[serde(default = "default_terms_days")]
+    pub payment_terms_days: u32,
+    #[serde(default)]
+    pub auto_pay: bool,
+}
+
+fn default_terms_days() -> u32 {
+    14
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +175,8 @@ pub struct ImportSummary {
     pub invoices_kept: usize,
     pub quotes: usize,
     pub quotes_kept: usize,
+    pub recurring_invoices: usize,
+    pub recurring_invoices_kept: usize,
 }
 
 /// An invoice with every field typed and every amount computed.
@@ -366,6 +399,72 @@ fn validate_quotes(data: &ImportFile, file: &str) -> Result<Vec<ValidQuote>, Imp
     Ok(out)
 }
 
+struct ValidRecurring {
+    client: String,
+    recurring: NewRecurring,
+}
+
+fn validate_recurring(data: &ImportFile, file: &str) -> Result<Vec<ValidRecurring>, ImportError> {
+    let mut out = Vec::new();
+    for (i, r) in data.recurring_invoices.iter().enumerate() {
+        let at = |field: &str| format!("recurring_invoices[{i}].{field}");
+        let invalid = |path: String, message: String| ImportError::Invalid {
+            file: file.into(),
+            path,
+            message,
+        };
+        let scope = r.scope.trim().to_string();
+        if scope.is_empty() {
+            return Err(invalid(at("scope"), "must not be empty".into()));
+        }
+        let currency =
+            Currency::parse(&r.currency).map_err(|e| invalid(at("currency"), e.to_string()))?;
+        let quantity = Quantity::parse(&r.quantity.text())
+            .map_err(|e| invalid(at("quantity"), e.to_string()))?;
+        let unit_price = Money::parse(&r.unit_price.text(), currency)
+            .map_err(|e| invalid(at("unit_price"), e.to_string()))?;
+        let tax_rate = match &r.tax_rate {
+            None => TaxRate::from_basis_points(0),
+            Some(t) => {
+                TaxRate::parse(&t.text()).map_err(|e| invalid(at("tax_rate"), e.to_string()))?
+            }
+        };
+        // The amount must be computable now, not fail on the billing day.
+        price_line(quantity, unit_price, tax_rate)
+            .map_err(|e| invalid(at("unit_price"), e.to_string()))?;
+        let frequency = Frequency::parse(&r.frequency).ok_or_else(|| {
+            invalid(
+                at("frequency"),
+                format!("`{}` is not one of monthly, quarterly, yearly", r.frequency),
+            )
+        })?;
+        let next_bill_date = calendar_date(file, &at("next_bill_date"), &r.next_bill_date)?;
+        if r.payment_terms_days > 365 {
+            return Err(invalid(
+                at("payment_terms_days"),
+                "must be at most 365".into(),
+            ));
+        }
+        out.push(ValidRecurring {
+            client: r.client.trim().to_string(),
+            recurring: NewRecurring {
+                client_id: 0,
+                description: optional_text(&r.description).unwrap_or_else(|| scope.clone()),
+                scope,
+                currency,
+                quantity,
+                unit_price,
+                tax_rate,
+                frequency,
+                next_bill_date,
+                payment_terms_days: r.payment_terms_days,
+                auto_pay: r.auto_pay,
+            },
+        });
+    }
+    Ok(out)
+}
+
 /// Types and prices the lines of a document at JSON path `at`.
 fn priced_lines(
     file: &str,
@@ -427,6 +526,7 @@ pub async fn import(
     let clients = validate(data, file)?;
     let invoices = validate_invoices(data, file)?;
     let quotes = validate_quotes(data, file)?;
+    let recurring = validate_recurring(data, file)?;
     let mut summary = ImportSummary::default();
     let mut tx = db.begin().await?;
     for c in &clients {
@@ -481,6 +581,23 @@ pub async fn import(
         match invoices::insert_quote(&mut tx, &quote, now).await? {
             Some(_) => summary.quotes += 1,
             None => summary.quotes_kept += 1,
+        }
+    }
+    for (i, v) in recurring.into_iter().enumerate() {
+        let client_id = contacts::find_client_by_name(&mut tx, &v.client)
+            .await?
+            .ok_or_else(|| ImportError::Invalid {
+                file: file.into(),
+                path: format!("recurring_invoices[{i}].client"),
+                message: format!("no client is called `{}`", v.client),
+            })?;
+        let definition = NewRecurring {
+            client_id,
+            ..v.recurring
+        };
+        match recurring::insert_recurring(&mut tx, &definition, now).await? {
+            Some(_) => summary.recurring_invoices += 1,
+            None => summary.recurring_invoices_kept += 1,
         }
     }
     tx.commit().await.map_err(DbError::from)?;

@@ -101,6 +101,98 @@ async fn imported_invoices_carry_exact_totals_and_import_twice_changes_nothing()
 }
 
 #[tokio::test]
+async fn recurring_invoices_import_once_and_bad_ones_name_their_field() {
+    let (t, app) = setup().await;
+    let json = format!(
+        r#"{{"recurring_invoices":[
+  {{"client":"Customer {tag}","scope":"Managed workplace, 12 seats","currency":"EUR",
+    "quantity":"12","unit_price":"45.00","tax_rate":"19","frequency":"monthly",
+    "next_bill_date":"2027-01-31","auto_pay":true}},
+  {{"client":"Customer {tag}","scope":"Domain example.test","currency":"EUR",
+    "description":"Domain renewal","quantity":1,"unit_price":"12","frequency":"Yearly",
+    "next_bill_date":"2027-03-01","payment_terms_days":30}}]}}"#,
+        tag = t.tag
+    );
+    let data = postdesk::import::parse(&json, "recurring.json").unwrap();
+    let summary = postdesk::import::import(&app.db, &data, "recurring.json", 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.recurring_invoices, summary.recurring_invoices_kept),
+        (2, 0)
+    );
+    let again = postdesk::import::import(&app.db, &data, "recurring.json", 6)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.recurring_invoices, again.recurring_invoices_kept),
+        (0, 2)
+    );
+    let mut conn = app.db.conn().await.unwrap();
+    let client =
+        postdesk::db::contacts::find_client_by_name(&mut conn, &format!("Customer {}", t.tag))
+            .await
+            .unwrap()
+            .unwrap();
+    let rows = postdesk::db::recurring::client_recurring(&mut conn, client)
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, &str, i64, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.scope.as_str(),
+                r.frequency.as_str(),
+                r.next_bill_date.as_str(),
+                r.unit_price_minor,
+                r.auto_pay,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "Managed workplace, 12 seats",
+                "monthly",
+                "2027-01-31",
+                4500,
+                true
+            ),
+            ("Domain example.test", "yearly", "2027-03-01", 1200, false),
+        ]
+    );
+    assert_eq!(rows[1].description, "Domain renewal");
+    drop(conn);
+    for (broken, path) in [
+        (
+            "\"frequency\":\"monthly\"",
+            "recurring_invoices[0].frequency",
+        ),
+        (
+            "\"next_bill_date\":\"2027-01-31\"",
+            "recurring_invoices[0].next_bill_date",
+        ),
+        (
+            "\"unit_price\":\"45.00\"",
+            "recurring_invoices[0].unit_price",
+        ),
+    ] {
+        let bad_value = match path.rsplit('.').next().unwrap() {
+            "frequency" => "\"frequency\":\"weekly\"",
+            "next_bill_date" => "\"next_bill_date\":\"2027-02-30\"",
+            _ => "\"unit_price\":\"45.001\"",
+        };
+        let data = postdesk::import::parse(&json.replace(broken, bad_value), "r.json").unwrap();
+        let err = postdesk::import::import(&app.db, &data, "r.json", 7)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(&format!("r.json: {path}:")), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn a_link_is_made_only_for_what_the_contact_may_see() {
     let (t, app) = setup().await;
     let alice = addr(&t.addr("alice", "customer.test"));

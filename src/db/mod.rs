@@ -12,6 +12,7 @@ pub mod invoices;
 pub mod link_opens;
 pub mod outbox;
 pub mod payments;
+pub mod recurring;
 pub mod tickets;
 
 use std::str::FromStr;

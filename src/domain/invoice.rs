@@ -138,6 +138,40 @@ impl PaymentStatus {
     }
 }
 
+/// How often a recurring invoice bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Frequency {
+    Monthly,
+    Quarterly,
+    Yearly,
+}
+
+impl Frequency {
+    pub const ALL: [Frequency; 3] = [Self::Monthly, Self::Quarterly, Self::Yearly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Monthly => "monthly",
+            Self::Quarterly => "quarterly",
+            Self::Yearly => "yearly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Shown to the client.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Monthly => "Monthly",
+            Self::Quarterly => "Quarterly",
+            Self::Yearly => "Yearly",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ mod money;
 mod ticket;
 
 pub use email_address::{EmailAddress, EmailAddressError};
-pub use invoice::{InvoiceStatus, PaymentStatus, QuoteStatus};
+pub use invoice::{Frequency, InvoiceStatus, PaymentStatus, QuoteStatus};
 pub use money::{
     format_amount, price_line, totals, Currency, Money, MoneyError, PricedLine, Quantity, TaxRate,
     TaxRounding, Totals,

@@ -47,6 +47,7 @@ pub(super) async fn create(State(state): State<WebState>, bytes: Bytes) -> ApiRe
             clients: vec![client],
             invoices: Vec::new(),
             quotes: Vec::new(),
+            recurring_invoices: Vec::new(),
         },
     )
     .await?;
@@ -94,6 +95,7 @@ pub(super) async fn add_contact(State(state): State<WebState>, bytes: Bytes) -> 
             }],
             invoices: Vec::new(),
             quotes: Vec::new(),
+            recurring_invoices: Vec::new(),
         },
     )
     .await?;

@@ -51,6 +51,7 @@ pub(super) async fn create(State(state): State<WebState>, bytes: Bytes) -> ApiRe
             clients: Vec::new(),
             invoices: vec![invoice],
             quotes: Vec::new(),
+            recurring_invoices: Vec::new(),
         },
     )
     .await?;
@@ -151,6 +152,7 @@ pub(super) async fn create_quote(State(state): State<WebState>, bytes: Bytes) ->
             clients: Vec::new(),
             invoices: Vec::new(),
             quotes: vec![quote],
+            recurring_invoices: Vec::new(),
         },
     )
     .await?;
