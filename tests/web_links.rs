@@ -109,11 +109,16 @@ impl Site {
 
     /// The path of a fresh invoice link for Alice.
     async fn invoice_link(&self) -> String {
+        self.link(LinkPurpose::Invoice, Some(&self.invoice)).await
+    }
+
+    /// The path of a fresh link of Alice's to `purpose` (and `number`).
+    async fn link(&self, purpose: LinkPurpose, number: Option<&str>) -> String {
         let url = link_for(
             &self.app.db,
             &self.app.config,
-            LinkPurpose::Invoice,
-            Some(&self.invoice),
+            purpose,
+            number,
             &self.alice,
             self.clock.now_millis() / 1000,
         )
@@ -228,33 +233,136 @@ async fn a_link_redirects_to_a_clean_url_that_shows_the_invoice() {
 #[tokio::test]
 async fn get_and_head_change_no_business_row_and_only_append_link_opens() {
     let s = site().await;
-    let link = s.invoice_link().await;
+    // Money on the account, so every part of every page has something to show.
+    postdesk::billing::record_manual_payment(
+        &s.app,
+        &postdesk::billing::ManualPayment {
+            invoice_number: &s.invoice,
+            amount_minor: 10_000,
+            method: "bank-transfer",
+            reference: None,
+        },
+    )
+    .await
+    .unwrap();
+    let quote = format!("Q-{}-1", s.t.tag);
+    let pages = [
+        (
+            LinkPurpose::Invoice,
+            Some(s.invoice.as_str()),
+            format!("/invoice/{}", s.invoice),
+        ),
+        (
+            LinkPurpose::Quote,
+            Some(quote.as_str()),
+            format!("/quote/{quote}"),
+        ),
+        (LinkPurpose::Statement, None, "/statement".to_string()),
+    ];
     let before = s.snapshot().await;
     let opens_before = s.alice_opens().await;
-    let mut cookie = String::new();
-    for method in [Method::HEAD, Method::GET, Method::HEAD, Method::GET] {
-        let reply = s.request(method.clone(), &link, None).await;
-        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{method}");
-        cookie = cookie_of(&reply).0;
-        let page = s
-            .request(
-                method.clone(),
-                &format!("/invoice/{}", s.invoice),
-                Some(&cookie),
-            )
-            .await;
-        assert_eq!(page.status, StatusCode::OK, "{method}");
-        if method == Method::HEAD {
-            assert!(page.body.is_empty());
+    let mut opened = 0;
+    for (purpose, number, path) in &pages {
+        let link = s.link(*purpose, *number).await;
+        for method in [Method::HEAD, Method::GET, Method::HEAD, Method::GET] {
+            let reply = s.request(method.clone(), &link, None).await;
+            assert_eq!(reply.status, StatusCode::SEE_OTHER, "{method} {path}");
+            opened += 1;
+            let cookie = cookie_of(&reply).0;
+            let page = s.request(method.clone(), path, Some(&cookie)).await;
+            assert_eq!(page.status, StatusCode::OK, "{method} {path}");
+            if method == Method::HEAD {
+                assert!(page.body.is_empty());
+            }
         }
     }
-    assert!(!cookie.is_empty());
     assert_eq!(s.snapshot().await, before, "no business data changed");
     assert_eq!(
         s.alice_opens().await,
-        opens_before + 4,
+        opens_before + opened,
         "each open recorded"
     );
+}
+
+#[tokio::test]
+async fn the_statement_shows_balances_credit_payments_and_recurring_invoices() {
+    let s = site().await;
+    let json = format!(
+        r#"{{"recurring_invoices":[{{"client":"Customer {tag}","scope":"Managed workplace, 12 seats",
+            "currency":"EUR","quantity":"12","unit_price":"45.00","tax_rate":"19",
+            "frequency":"monthly","next_bill_date":"2027-01-31","auto_pay":true}}]}}"#,
+        tag = s.t.tag
+    );
+    let data = postdesk::import::parse(&json, "r.json").unwrap();
+    postdesk::import::import(&s.app.db, &data, "r.json", START_MS)
+        .await
+        .unwrap();
+    // 794.33 due; 100.00 paid by transfer.
+    postdesk::billing::record_manual_payment(
+        &s.app,
+        &postdesk::billing::ManualPayment {
+            invoice_number: &s.invoice,
+            amount_minor: 10_000,
+            method: "bank-transfer",
+            reference: Some("REF-1"),
+        },
+    )
+    .await
+    .unwrap();
+    let link = s.link(LinkPurpose::Statement, None).await;
+    let reply = s.get(&link, None).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let (cookie, attributes) = cookie_of(&reply);
+    assert!(attributes.contains("Path=/statement"), "{attributes}");
+    let page = s.get("/statement", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_security_headers(&page);
+    let body = &page.body;
+    assert!(
+        body.contains(&format!("Statement for Customer {}", s.t.tag)),
+        "{body}"
+    );
+    assert!(
+        body.contains("694.33 EUR"),
+        "the balance after the payment: {body}"
+    );
+    assert!(body.contains(&s.invoice));
+    assert!(
+        body.contains("bank transfer") && body.contains("100.00 EUR"),
+        "history"
+    );
+    assert!(body.contains("Managed workplace, 12 seats") && body.contains("2027-01-31"));
+    // 12 × 45.00 = 540.00 + 19 % = 642.60 per month
+    assert!(body.contains("642.60 EUR"), "recurring amount with tax");
+    assert!(
+        !body.contains(&format!("INV-{}-2", s.t.tag)),
+        "another client's invoice"
+    );
+    assert!(!body.contains("Secret other thing"));
+    // An invoice cookie does not open the statement, nor the reverse.
+    let invoice_cookie = cookie_of(&s.get(&s.invoice_link().await, None).await).0;
+    assert_eq!(
+        s.get("/statement", Some(&invoice_cookie)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&format!("/invoice/{}", s.invoice), Some(&cookie))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // The invoice page lists the payment and the new balance.
+    let invoice = s
+        .get(&format!("/invoice/{}", s.invoice), Some(&invoice_cookie))
+        .await;
+    // Due 2026-11-15, the clock says 2026-11-18: part-paid and overdue.
+    assert!(
+        invoice.body.contains(">Overdue<"),
+        "{}",
+        invoice.body
+    );
+    assert!(invoice.body.contains("694.33 EUR"));
+    assert!(invoice.body.contains("Download PDF"));
 }
 
 #[tokio::test]

@@ -2,13 +2,16 @@
 //! holder only. Shows; changes nothing.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::pages::{document_lines, money};
-use super::{link_holder, WebState};
-use crate::db::invoices;
+use super::statement::plain_amount;
+use super::{csrf, link_holder, WebState};
+use crate::billing::settle::method_label;
+use crate::db::contacts::Contact;
+use crate::db::{invoices, payments};
 use crate::domain::InvoiceStatus;
 use crate::links::LinkPurpose;
 
@@ -21,27 +24,62 @@ pub(crate) async fn show(
         Ok(contact) => contact,
         Err(page) => return page,
     };
-    let detail = match state.app.db.conn().await {
-        Ok(mut conn) => invoices::invoice_detail(&mut conn, &number).await,
+    page(&state, &contact, &number, None).await
+}
+
+/// Invoice `number` as `contact` may see it, with `notice` on top.
+pub(crate) async fn page(
+    state: &WebState,
+    contact: &Contact,
+    number: &str,
+    notice: Option<&str>,
+) -> Response {
+    let found = match state.app.db.conn().await {
+        Ok(mut conn) => match invoices::invoice_detail(&mut conn, number).await {
+            Ok(Some(d)) if Some(d.summary.client_id) == contact.client_id => {
+                let id = d.summary.id;
+                match (
+                    payments::payments_of_invoice(&mut conn, id).await,
+                    payments::processing_of_invoice(&mut conn, id).await,
+                ) {
+                    (Ok(paid), Ok(processing)) => Ok(Some((d, paid, processing))),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
-    let detail = match detail {
-        Ok(Some(d)) if Some(d.summary.client_id) == contact.client_id => d,
-        Ok(_) => return state.pages.not_found(),
+    let (detail, paid, processing) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return state.pages.not_found(),
         Err(e) => {
             tracing::error!(error = %e, "invoice page: database");
             return state.pages.unavailable();
         }
     };
     let cur = detail.summary.currency.as_str();
-    let status = InvoiceStatus::parse(&detail.summary.status)
-        .map(|s| s.label())
-        .unwrap_or("Unknown");
+    let status = InvoiceStatus::parse(&detail.summary.status);
     let (lines, tax_lines) = document_lines(&detail.lines, cur, detail.tax_minor);
     let balance = detail.summary.total_minor - detail.summary.paid_minor;
+    let payable = (balance - processing).max(0);
+    let open_for_payment = matches!(
+        status,
+        Some(
+            InvoiceStatus::Sent
+                | InvoiceStatus::Partial
+                | InvoiceStatus::Overdue
+                | InvoiceStatus::Processing
+        )
+    ) && payable > 0;
+    let secure = state.app.config.web.base_url.starts_with("https://");
+    let path = format!("/invoice/{}", detail.summary.number);
+    let (token, cookie) = csrf::issue(&path, secure);
     let data = json!({
         "number": detail.summary.number,
-        "status": status,
+        "status": status.map(|s| s.label()).unwrap_or("Unknown"),
+        "notice": notice,
         "client": detail.client_name,
         "issue_date": detail.issue_date,
         "due_date": detail.summary.due_date,
@@ -51,13 +89,42 @@ pub(crate) async fn show(
         "total": money(detail.summary.total_minor, cur),
         "paid": money(detail.summary.paid_minor, cur),
         "balance": money(balance, cur),
+        "processing": (processing > 0).then(|| money(processing, cur)),
+        "payments": paid.iter().map(|p| json!({
+            "date": day_of(p.received_at),
+            "method": method_label(&p.method),
+            "status": if p.status == "processing" { "Processing" } else { "Received" },
+            "amount": money(p.amount_minor, &p.currency),
+        })).collect::<Vec<_>>(),
+        "payable": open_for_payment,
+        "payable_plain": plain_amount(payable, cur),
+        "currency": cur,
+        "pay": pay_options(state),
+        "csrf": token,
         "terms": detail.terms,
         "notes": detail.notes,
     });
-    state.pages.render(
+    let mut response = state.pages.render(
         StatusCode::OK,
         "invoice",
         &format!("Invoice {}", detail.summary.number),
         data,
-    )
+    );
+    if let (true, Some(cookie)) = (open_for_payment, cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// How the pages offer payment: online through the provider, or the
+/// operator's instructions (a bank account) when none is configured.
+pub(crate) fn pay_options(_state: &WebState) -> Value {
+    json!({ "online": false, "instructions": Value::Null })
+}
+
+/// The calendar day (UTC) of an instant, for lists.
+pub(crate) fn day_of(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|d| d.date_naive().to_string())
+        .unwrap_or_default()
 }

@@ -13,6 +13,7 @@ mod link;
 pub mod pages;
 mod quote;
 mod renew;
+mod statement;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -48,6 +49,7 @@ pub fn router(app: App) -> Router {
         .route("/l/{token}", get(link::open))
         .route("/invoice/{number}", get(invoice::show))
         .route("/quote/{number}", get(quote::show))
+        .route("/statement", get(statement::show))
         .route(
             "/quote/{number}/decision",
             axum::routing::post(quote::decide),

@@ -23,6 +23,10 @@ const PAGES: &[(&str, &str)] = &[
     ("invoice", include_str!("../../templates/web/invoice.hbs")),
     ("quote", include_str!("../../templates/web/quote.hbs")),
     (
+        "statement",
+        include_str!("../../templates/web/statement.hbs"),
+    ),
+    (
         "not_found",
         include_str!("../../templates/web/not_found.hbs"),
     ),
