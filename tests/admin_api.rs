@@ -425,3 +425,42 @@ async fn tickets_are_opened_answered_and_closed_as_a_technician_would_by_mail() 
         .iter()
         .any(|t| t["number"] == number.as_str()));
 }
+
+/// docs/openapi.json and the router agree: every documented operation is
+/// routed (not "no such endpoint", not 405), and a path the document does
+/// not have is not.
+#[tokio::test]
+async fn the_openapi_document_describes_the_routes_that_exist() {
+    let api = Api::new().await;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+        .expect("docs/openapi.json");
+    let doc: Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "{}", paths.len());
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "1").replace("{number}", "X-1");
+        for (method, _) in item.as_object().unwrap() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let body = (method == Method::POST).then(|| json!({}));
+            let (status, answer) = api
+                .call_with(
+                    method.clone(),
+                    &format!("/api/v1{concrete}"),
+                    body,
+                    Some(TOKEN),
+                )
+                .await;
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_ne!(answer["error"], "no such endpoint", "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert!(operations >= 16, "{operations}");
+    let (status, answer) = api.get("/api/v1/payments").await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no such endpoint"))
+    );
+}

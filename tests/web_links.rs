@@ -356,11 +356,7 @@ async fn the_statement_shows_balances_credit_payments_and_recurring_invoices() {
         .get(&format!("/invoice/{}", s.invoice), Some(&invoice_cookie))
         .await;
     // Due 2026-11-15, the clock says 2026-11-18: part-paid and overdue.
-    assert!(
-        invoice.body.contains(">Overdue<"),
-        "{}",
-        invoice.body
-    );
+    assert!(invoice.body.contains(">Overdue<"), "{}", invoice.body);
     assert!(invoice.body.contains("694.33 EUR"));
     assert!(invoice.body.contains("Download PDF"));
 }
