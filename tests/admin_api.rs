@@ -315,6 +315,41 @@ async fn an_invoice_is_created_sent_paid_in_parts_and_overpaid_into_credit() {
 }
 
 #[tokio::test]
+async fn a_quote_is_created_as_a_draft_and_sent_with_its_link() {
+    let api = Api::new().await;
+    api.customer().await;
+    let number = format!("Q-{}-1", api.t.tag);
+    let (status, quote) = api
+        .post(
+            "/api/v1/quotes",
+            json!({"number": number, "client": format!("Customer {}", api.t.tag), "currency": "EUR",
+                   "issue_date": "2026-11-01", "expiry_date": "2099-12-31", "status": "draft",
+                   "lines": [{"description": "New firewall", "quantity": "1", "unit_price": "1200", "tax_rate": "19"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{quote}");
+    assert_eq!(quote["status"], "draft");
+    assert_eq!(quote["total_minor"], 142800);
+    let (status, sent) = api
+        .post(&format!("/api/v1/quotes/{number}/send"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    assert_eq!(sent["mailed"], 1);
+    let (_, quote) = api.get(&format!("/api/v1/quotes/{number}")).await;
+    assert_eq!(quote["status"], "sent");
+    let mails = api.mails_of_kind("quote-sent").await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].recipients, vec![api.alice()]);
+    assert!(
+        mails[0].subject.contains("1,428.00 EUR"),
+        "{}",
+        mails[0].subject
+    );
+    let (status, _) = api.post("/api/v1/quotes/Q-NONE/send", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn an_invoice_whose_billing_address_bounced_is_flagged_and_staff_are_told() {
     let api = Api::new().await;
     api.customer().await;

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::db::invoices;
 use crate::db::payments::{self, NewPayment};
-use crate::domain::{format_amount, InvoiceStatus, PaymentStatus};
+use crate::domain::{format_amount, InvoiceStatus, PaymentStatus, QuoteStatus};
 use crate::links::LinkPurpose;
 use notify::{mail_billing_contacts, mail_staff, BillingMail};
 use settle::{settle, Settlement};
@@ -29,6 +29,8 @@ pub fn today(_app: &App, now_ms: i64) -> String {
 pub enum BillingError {
     #[error("no invoice has number {0}")]
     UnknownInvoice(String),
+    #[error("no quote has number {0}")]
+    UnknownQuote(String),
     #[error("invoice {0} is {1}; it cannot be {2}")]
     WrongState(String, String, &'static str),
     #[error("the amount must be more than zero and at most the balance ({0})")]
@@ -123,6 +125,59 @@ pub async fn send_invoice(app: &App, number: &str) -> anyhow::Result<Sent> {
         number: summary.number.clone(),
         mailed: reach.queued,
         undeliverable,
+    })
+}
+
+/// Publishes quote `number` (a draft becomes `sent`) and mails it to the
+/// client's billing and primary contacts; an open quote is mailed again. A
+/// decided or expired quote is not.
+pub async fn send_quote(app: &App, number: &str) -> anyhow::Result<Sent> {
+    let now = app.clock.now_millis();
+    let mut tx = app.db.begin().await?;
+    let quote = invoices::quote_detail(&mut tx, number)
+        .await?
+        .ok_or_else(|| BillingError::UnknownQuote(number.to_string()))?;
+    match QuoteStatus::parse(&quote.status) {
+        Some(QuoteStatus::Draft) => {
+            invoices::mark_quote_sent(&mut tx, quote.id, now).await?;
+        }
+        Some(QuoteStatus::Sent) if today(app, now) <= quote.expiry_date => {}
+        _ => {
+            return Err(BillingError::WrongState(
+                number.to_string(),
+                quote.status.clone(),
+                "sent (past its validity or decided)",
+            )
+            .into())
+        }
+    }
+    let reach = mail_billing_contacts(
+        app,
+        &mut tx,
+        quote.client_id,
+        BillingMail {
+            kind: "quote-sent",
+            template: "quote_sent",
+            purpose: LinkPurpose::Quote,
+            resource: &quote.number,
+            data: json!({
+                "number": quote.number,
+                "client": quote.client_name,
+                "total": format_amount(quote.total_minor, &quote.currency),
+                "expiry_date": quote.expiry_date,
+            }),
+            also: None,
+        },
+        now,
+    )
+    .await
+    .context("queueing the quote mail")?;
+    tx.commit().await?;
+    app.ingestor.outbox_ready.notify_one();
+    Ok(Sent {
+        number: quote.number,
+        mailed: reach.queued,
+        undeliverable: reach.queued == 0,
     })
 }
 

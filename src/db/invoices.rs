@@ -303,6 +303,18 @@ pub async fn mark_sent(conn: &mut AnyConnection, id: i64, now: i64) -> Result<bo
     Ok(done.rows_affected() == 1)
 }
 
+/// Publishes a draft quote; false when it was not a draft.
+pub async fn mark_quote_sent(conn: &mut AnyConnection, id: i64, now: i64) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE quotes SET status = 'sent', updated_at = $1 WHERE id = $2 AND status = 'draft'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Flags (or clears) an invoice whose mail reached no billing contact.
 pub async fn set_undeliverable(
     conn: &mut AnyConnection,

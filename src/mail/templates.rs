@@ -47,6 +47,7 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "invoice_undeliverable",
     "payment_received",
     "payment_failed",
+    "quote_sent",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

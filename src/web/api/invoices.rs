@@ -177,11 +177,21 @@ pub(super) async fn show_quote(
     ok(quote)
 }
 
+pub(super) async fn send_quote(
+    State(state): State<WebState>,
+    Path(number): Path<String>,
+) -> ApiResult {
+    match billing::send_quote(&state.app, &number).await {
+        Ok(sent) => ok(sent),
+        Err(e) => Err(billing_error(e)),
+    }
+}
+
 /// A billing failure as the API answers it: the caller's mistakes are
 /// 404/409/400 with the reason; anything else is ours.
 fn billing_error(e: anyhow::Error) -> ApiError {
     match e.downcast_ref::<BillingError>() {
-        Some(BillingError::UnknownInvoice(_)) => {
+        Some(BillingError::UnknownInvoice(_) | BillingError::UnknownQuote(_)) => {
             ApiError::new(StatusCode::NOT_FOUND, e.to_string())
         }
         Some(BillingError::WrongState(..)) => ApiError::new(StatusCode::CONFLICT, e.to_string()),

@@ -34,6 +34,7 @@ pub(super) fn router(state: WebState) -> Router<WebState> {
         .route("/invoices/{number}/payments", post(invoices::pay))
         .route("/quotes", post(invoices::create_quote))
         .route("/quotes/{number}", get(invoices::show_quote))
+        .route("/quotes/{number}/send", post(invoices::send_quote))
         .route("/tickets", get(tickets::list).post(tickets::create))
         .route("/tickets/{number}", get(tickets::show))
         .route("/tickets/{number}/replies", post(tickets::reply))
