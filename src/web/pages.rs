@@ -20,6 +20,10 @@ const PAGES: &[(&str, &str)] = &[
         "layout_foot",
         include_str!("../../templates/web/layout_foot.hbs"),
     ),
+    (
+        "layout_lines",
+        include_str!("../../templates/web/layout_lines.hbs"),
+    ),
     ("invoice", include_str!("../../templates/web/invoice.hbs")),
     ("quote", include_str!("../../templates/web/quote.hbs")),
     (

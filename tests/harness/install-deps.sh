@@ -5,14 +5,19 @@
 #     is missing): Dovecot IMAP/LMTP/Sieve, Postfix, PostgreSQL, OpenSSL,
 #     CA certificates, acl (setfacl, see start-mail.sh);
 #   - cargo-nextest (`cargo install --locked`) unless `cargo nextest` works
-#     or --no-nextest is given.
+#     or --no-nextest is given;
+#   - for the browser tests: Debian's Chromium, Node.js and npm, and the npm
+#     packages of tests/browser (`npm ci` from its package-lock.json).
 # Installing Debian's postfix/dovecot/postgresql packages may start the
 # system-wide daemons (ports 25, 143/993, 5432).  The harness never uses them
 # (its private instances use other ports), so daemons that this install
 # started are stopped again right away.  Needs root (or sudo) to install.
 set -euo pipefail
 
-PKGS=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl postgresql ca-certificates acl)
+PKGS=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl postgresql ca-certificates acl
+  chromium fonts-dejavu-core)
+# Node.js and npm: Debian's, unless the machine has its own already.
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 WITH_NEXTEST=1
 for a in "$@"; do
   case $a in
@@ -69,6 +74,15 @@ if [ ${#missing[@]} -gt 0 ]; then
       fi
     fi
   done
+fi
+
+# The browser tests' npm packages, again whenever the lock file changed.
+BROWSER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../browser" && pwd)
+STAMP=$BROWSER_DIR/node_modules/.installed-from-lock
+if ! cmp -s "$BROWSER_DIR/package-lock.json" "$STAMP" 2>/dev/null; then
+  echo "install-deps: npm ci in tests/browser" >&2
+  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$BROWSER_DIR/package-lock.json" "$STAMP"
 fi
 
 if [ "$WITH_NEXTEST" = 1 ]; then

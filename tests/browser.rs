@@ -1,0 +1,203 @@
+//! The web view in a real browser (issue 4): Debian's Chromium, headless,
+//! driven by tests/browser/*.mjs (playwright-core). Every client page opened
+//! from its signed link passes axe-core's WCAG A/AA rules in light and dark,
+//! fits a 360 px wide phone without horizontal scrolling, and is
+//! screenshotted at 360 px and desktop width into
+//! `target/tmp/browser-artifacts/` (kept as test artifacts).
+//!
+//! Chromium, Node.js and the npm packages come from
+//! tests/harness/install-deps.sh; a missing one is a failure, not a skip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use postdesk::app::App;
+use postdesk::clock::{SharedClock, SystemClock};
+use postdesk::config::Config;
+use postdesk::domain::EmailAddress;
+use postdesk::links::{link_for, LinkPurpose};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+/// The app serving its web view on a free loopback port, its base URL in
+/// the config so that links point at it.
+struct Served {
+    t: TestEnv,
+    app: App,
+    cancel: CancellationToken,
+}
+
+impl Served {
+    async fn start(extra: &str) -> Served {
+        let t = TestEnv::new().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let toml = t.config_toml(extra).replace(
+            "base_url = \"http://127.0.0.1:8080\"",
+            &format!("base_url = \"{base}\""),
+        );
+        let config = Config::from_toml_with_env(&toml, "test.toml", &Default::default()).unwrap();
+        let clock: SharedClock = Arc::new(SystemClock);
+        let app = App::open(config, clock).await.unwrap();
+        let cancel = CancellationToken::new();
+        tokio::spawn(postdesk::web::serve(app.clone(), listener, cancel.clone()));
+        Served { t, app, cancel }
+    }
+
+    async fn link(&self, purpose: LinkPurpose, number: Option<&str>) -> String {
+        let alice = EmailAddress::parse(&self.t.addr("alice", "customer.test")).unwrap();
+        link_for(
+            &self.app.db,
+            &self.app.config,
+            purpose,
+            number,
+            &alice,
+            chrono::Utc::now().timestamp(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `script` of tests/browser with `input` and returns what it printed.
+pub fn run_browser_script(script: &str, input: &Value) -> Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run tests/harness/install-deps.sh"
+    );
+    let input_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input_file.path(), input.to_string()).unwrap();
+    let output = Command::new("node")
+        .arg(dir.join(script))
+        .arg(input_file.path())
+        .current_dir(&dir)
+        .output()
+        .expect("node runs (install-deps.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{script} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn billing_json(t: &TestEnv) -> String {
+    format!(
+        r#"{{"clients":[{{"name":"Ελληνική Εταιρεία {tag}","domains":["customer.test"],"contacts":[
+    {{"name":"Alice","email":"{alice}","types":["primary","billing"]}}]}}],
+ "invoices":[{{"number":"INV-{tag}-1","client":"Ελληνική Εταιρεία {tag}","currency":"EUR","issue_date":"2026-11-01",
+    "due_date":"2099-11-15","terms":"Net 14. Bank transfer to IBAN DE02 1203 0000 0000 2020 51, quoting the invoice number.",
+    "notes":"Thank you for your business.","lines":[
+      {{"description":"Managed workplace (12 seats), including patch management, endpoint protection and a very long description that has to wrap on a phone","quantity":"12","unit_price":"45.00","tax_rate":"19"}},
+      {{"description":"On-site hours","quantity":"1.5","unit_price":"85","tax_rate":"19"}}]}}],
+ "quotes":[{{"number":"Q-{tag}-1","client":"Ελληνική Εταιρεία {tag}","currency":"EUR","issue_date":"2026-11-01",
+    "expiry_date":"2099-12-31","lines":[{{"description":"New firewall","quantity":"1","unit_price":"1200","tax_rate":"19"}}]}}],
+ "recurring_invoices":[{{"client":"Ελληνική Εταιρεία {tag}","scope":"Managed workplace, 12 seats","currency":"EUR",
+    "quantity":"12","unit_price":"45.00","tax_rate":"19","frequency":"monthly","next_bill_date":"2027-01-31"}}]}}"#,
+        tag = t.tag,
+        alice = t.addr("alice", "customer.test"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
+    let s = Served::start("").await;
+    let data = postdesk::import::parse(&billing_json(&s.t), "billing.json").unwrap();
+    postdesk::import::import(&s.app.db, &data, "billing.json", 0)
+        .await
+        .unwrap();
+    let invoice = format!("INV-{}-1", s.t.tag);
+    postdesk::billing::record_manual_payment(
+        &s.app,
+        &postdesk::billing::ManualPayment {
+            invoice_number: &invoice,
+            amount_minor: 10_000,
+            method: "bank-transfer",
+            reference: None,
+        },
+    )
+    .await
+    .unwrap();
+    let quote = format!("Q-{}-1", s.t.tag);
+    let pages = vec![
+        (
+            "invoice",
+            s.link(LinkPurpose::Invoice, Some(&invoice)).await,
+            format!("/invoice/{invoice}"),
+        ),
+        (
+            "quote",
+            s.link(LinkPurpose::Quote, Some(&quote)).await,
+            format!("/quote/{quote}"),
+        ),
+        (
+            "statement",
+            s.link(LinkPurpose::Statement, None).await,
+            "/statement".to_string(),
+        ),
+        // A link that opens nothing gets the plain "not found" page.
+        (
+            "not-found",
+            format!("{}/l/not-a-token", s.app.config.web.base_url),
+            "/l/not-a-token".to_string(),
+        ),
+    ];
+    let out = artifacts();
+    let input = json!({
+        "out": out,
+        "pages": pages.iter().map(|(name, link, _)| json!({"name": name, "link": link})).collect::<Vec<_>>(),
+    });
+    let result = tokio::task::spawn_blocking(move || run_browser_script("check_pages.mjs", &input))
+        .await
+        .unwrap();
+    let checked = result["pages"].as_array().unwrap();
+    assert_eq!(checked.len(), pages.len());
+    for ((name, _, path), page) in pages.iter().zip(checked) {
+        assert_eq!(page["name"], *name);
+        assert_eq!(page["url"], path.as_str(), "{name}: the clean URL");
+        let expected = if *name == "not-found" { 404 } else { 200 };
+        assert_eq!(page["status"], expected, "{name}");
+        let runs = page["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 4, "360 and 1280 px, light and dark");
+        for run in runs {
+            let what = format!("{name} at {} px, {}", run["width"], run["scheme"]);
+            assert_eq!(
+                run["violations"].as_array().unwrap().len(),
+                0,
+                "{what}: axe-core violations: {}",
+                run["violations"]
+            );
+            assert!(
+                run["overflow_px"].as_i64().unwrap() <= 0,
+                "{what}: scrolls sideways by {} px",
+                run["overflow_px"]
+            );
+            let shot = Path::new(run["screenshot"].as_str().unwrap());
+            let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
+            assert!(size > 1000, "{what}: screenshot {} missing", shot.display());
+        }
+    }
+}
