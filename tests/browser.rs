@@ -142,7 +142,7 @@ async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
     .await
     .unwrap();
     let quote = format!("Q-{}-1", s.t.tag);
-    let pages = vec![
+    let pages = [
         (
             "invoice",
             s.link(LinkPurpose::Invoice, Some(&invoice)).await,
