@@ -30,3 +30,13 @@ CREATE TABLE webhook_events (
     received_at  BIGINT NOT NULL,
     PRIMARY KEY (provider, event_id)
 );
+
+-- The payment provider's customer record of a client (saved methods and
+-- off-session charges hang off it), created the first time it is needed.
+CREATE TABLE provider_customers (
+    client_id    BIGINT NOT NULL REFERENCES clients(id),
+    provider     TEXT NOT NULL,
+    customer_id  TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (client_id, provider)
+);

@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod invoices;
 pub mod link_opens;
 pub mod outbox;
+pub mod payment_methods;
 pub mod payments;
 pub mod recurring;
 pub mod tickets;
