@@ -5,8 +5,10 @@
 //! Environment overrides use `POSTDESK__<SECTION>__<KEY>` (double underscores
 //! separate the path; array entries are addressed by index), e.g.
 //! `POSTDESK__SMTP__PASSWORD` or `POSTDESK__MAILBOX__0__PASSWORD`.
-//! A secret key `password` / `secret` may instead be given as `password_file` /
-//! `secret_file`: the file's content (without the trailing newline) is used.
+//! A secret key `password` / `secret` / `secret_key` / `webhook_secrets` may
+//! instead be given as `password_file` / `secret_file` / `secret_key_file` /
+//! `webhook_secrets_file`: the file's content (without the trailing newline)
+//! is used.
 //!
 //! Every error names the file and the dotted key it is about. Nothing outside
 //! this module reads raw configuration text or the process environment.
@@ -18,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domain::{EmailAddress, Priority};
+use crate::payments::PaymentMethodKind;
 
 /// The environment prefix of overrides.
 pub const ENV_PREFIX: &str = "POSTDESK__";
@@ -58,6 +61,11 @@ pub struct Config {
     pub staff: Vec<StaffMember>,
     pub templates_dir: Option<PathBuf>,
     pub limits: Limits,
+    /// The payment provider (`[payments.stripe]`); `None`: no online payment.
+    pub payments: Option<StripeConfig>,
+    /// How to pay when no provider is configured (`payments.instructions`),
+    /// e.g. bank details; shown on invoice pages.
+    pub payment_instructions: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +200,33 @@ pub struct Branding {
     pub subject_prefix: Option<String>,
 }
 
+/// Stripe (`[payments.stripe]`).
+#[derive(Clone)]
+pub struct StripeConfig {
+    /// `https://api.stripe.com`, or a fake server's address in tests (plain
+    /// `http://` only for localhost). No trailing slash.
+    pub api_base: String,
+    /// `sk_…` or a restricted `rk_…` key.
+    pub secret_key: String,
+    /// Signing secrets of the webhook endpoint (`whsec_…`); any of them
+    /// verifies, so a rotation lists the old and the new one.
+    pub webhook_secrets: Vec<String>,
+    /// What payers may use, in the order offered; bank debits only where
+    /// the currency fits (SEPA: EUR, US bank account: USD).
+    pub payment_method_types: Vec<PaymentMethodKind>,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    // Never print secrets, not even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("api_base", &self.api_base)
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .field("payment_method_types", &self.payment_method_types)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StaffMember {
     pub email: EmailAddress,
@@ -233,6 +268,8 @@ struct RawConfig {
     templates: RawTemplates,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    payments: RawPayments,
 }
 
 #[derive(Deserialize)]
@@ -482,6 +519,52 @@ fn default_max_message_mb() -> u64 {
     25
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPayments {
+    instructions: Option<String>,
+    stripe: Option<RawStripe>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStripe {
+    #[serde(default = "default_stripe_api_base")]
+    api_base: String,
+    secret_key: String,
+    webhook_secrets: RawSecretList,
+    #[serde(default = "default_payment_method_types")]
+    payment_method_types: Vec<String>,
+}
+fn default_stripe_api_base() -> String {
+    "https://api.stripe.com".into()
+}
+fn default_payment_method_types() -> Vec<String> {
+    vec!["card".into(), "us_bank_account".into(), "sepa_debit".into()]
+}
+
+/// A list of secrets: a TOML array, or one string (from the environment or a
+/// `_file`) with the secrets separated by commas, spaces or newlines.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSecretList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl RawSecretList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::List(list) => list.into_iter().map(|s| s.trim().to_string()).collect(),
+            Self::Text(text) => text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- loading
 
 impl Config {
@@ -598,7 +681,11 @@ fn resolve_secret_files(
                 .filter(|k| {
                     matches!(
                         k.as_str(),
-                        "password_file" | "secret_file" | "admin_token_file"
+                        "password_file"
+                            | "secret_file"
+                            | "admin_token_file"
+                            | "secret_key_file"
+                            | "webhook_secrets_file"
                     )
                 })
                 .cloned()
@@ -856,6 +943,17 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         ));
     }
 
+    let payment_instructions = raw
+        .payments
+        .instructions
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty());
+    let payments = raw
+        .payments
+        .stripe
+        .map(|stripe| validate_stripe(stripe, &err))
+        .transpose()?;
+
     Ok(Config {
         source: file.to_string(),
         database: DatabaseConfig {
@@ -900,6 +998,92 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             auto_mail_per_address: raw.limits.auto_mail_per_address,
             auto_mail_window: Duration::from_secs(raw.limits.auto_mail_window_minutes * 60),
         },
+        payments,
+        payment_instructions,
+    })
+}
+
+fn validate_stripe(
+    raw: RawStripe,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<StripeConfig, ConfigError> {
+    let api_base = raw.api_base.trim().trim_end_matches('/').to_string();
+    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| {
+            api_base
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+    if !((api_base.starts_with("https://") && api_base.len() > "https://".len()) || local) {
+        return Err(err(
+            "payments.stripe.api_base",
+            "must be an https:// address (plain http:// only for localhost)".into(),
+        ));
+    }
+
+    let secret_key = raw.secret_key.trim().to_string();
+    if secret_key.starts_with("pk_") {
+        return Err(err(
+            "payments.stripe.secret_key",
+            "this is the publishable key (pk_…); the secret key starts with sk_ or rk_".into(),
+        ));
+    }
+    let well_formed = |s: &str| s.len() > 8 && s.bytes().all(|b| b.is_ascii_graphic());
+    if !((secret_key.starts_with("sk_") || secret_key.starts_with("rk_"))
+        && well_formed(&secret_key))
+    {
+        return Err(err(
+            "payments.stripe.secret_key",
+            "must be a Stripe secret key (sk_…) or restricted key (rk_…)".into(),
+        ));
+    }
+
+    let webhook_secrets = raw.webhook_secrets.into_vec();
+    if webhook_secrets.is_empty() {
+        return Err(err(
+            "payments.stripe.webhook_secrets",
+            "at least one webhook signing secret (whsec_…) is needed to accept payments".into(),
+        ));
+    }
+    for (i, secret) in webhook_secrets.iter().enumerate() {
+        if !(secret.starts_with("whsec_") && well_formed(secret)) {
+            return Err(err(
+                &format!("payments.stripe.webhook_secrets[{i}]"),
+                "must be a webhook signing secret (whsec_…)".into(),
+            ));
+        }
+    }
+
+    let mut payment_method_types = Vec::new();
+    for (i, name) in raw.payment_method_types.iter().enumerate() {
+        let kind = PaymentMethodKind::parse(name.trim());
+        if !PaymentMethodKind::CONFIGURABLE.contains(&kind) {
+            return Err(err(
+                &format!("payments.stripe.payment_method_types[{i}]"),
+                format!("`{name}` is not one of card, us_bank_account, sepa_debit"),
+            ));
+        }
+        if payment_method_types.contains(&kind) {
+            return Err(err(
+                &format!("payments.stripe.payment_method_types[{i}]"),
+                format!("`{name}` is listed twice"),
+            ));
+        }
+        payment_method_types.push(kind);
+    }
+    if payment_method_types.is_empty() {
+        return Err(err(
+            "payments.stripe.payment_method_types",
+            "must list at least one of card, us_bank_account, sepa_debit".into(),
+        ));
+    }
+
+    Ok(StripeConfig {
+        api_base,
+        secret_key,
+        webhook_secrets,
+        payment_method_types,
     })
 }
 
@@ -1055,5 +1239,186 @@ secret = "0123456789abcdef0123456789abcdef"
             e.contains("POSTDESK__SMTP__PORT") && e.contains("smtp.port"),
             "{e}"
         );
+    }
+
+    const STRIPE: &str = r#"
+[payments.stripe]
+secret_key = "sk_test_0123456789"
+webhook_secrets = ["whsec_old_0123456789", "whsec_new_0123456789"]
+"#;
+
+    #[test]
+    fn payments_are_off_unless_configured() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert!(c.payments.is_none());
+        assert!(c.payment_instructions.is_none());
+        let c = load(
+            &format!("{MINIMAL}\n[payments]\ninstructions = \" Transfer to IBAN DE00 0000. \"\n"),
+            &[],
+        )
+        .unwrap();
+        assert!(c.payments.is_none());
+        assert_eq!(
+            c.payment_instructions.as_deref(),
+            Some("Transfer to IBAN DE00 0000.")
+        );
+    }
+
+    #[test]
+    fn stripe_section_loads_with_defaults() {
+        let c = load(&format!("{MINIMAL}{STRIPE}"), &[]).unwrap();
+        let stripe = c.payments.unwrap();
+        assert_eq!(stripe.api_base, "https://api.stripe.com");
+        assert_eq!(stripe.secret_key, "sk_test_0123456789");
+        assert_eq!(
+            stripe.webhook_secrets,
+            ["whsec_old_0123456789", "whsec_new_0123456789"]
+        );
+        assert_eq!(
+            stripe.payment_method_types,
+            [
+                PaymentMethodKind::Card,
+                PaymentMethodKind::UsBankAccount,
+                PaymentMethodKind::SepaDebit
+            ]
+        );
+        let printed = format!("{stripe:?}");
+        assert!(
+            !printed.contains("sk_test") && !printed.contains("whsec_"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn stripe_secrets_come_from_the_environment_or_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("stripe-key");
+        std::fs::write(&key, "sk_live_from_file_0123\n").unwrap();
+        let hooks = dir.path().join("stripe-webhooks");
+        std::fs::write(&hooks, "whsec_file_one_0123\nwhsec_file_two_0123\n").unwrap();
+        let text = format!(
+            "{MINIMAL}\n[payments.stripe]\napi_base = \"http://127.0.0.1:9999/\"\n\
+             secret_key_file = \"{}\"\nwebhook_secrets_file = \"{}\"\n\
+             payment_method_types = [\"card\"]\n",
+            key.display(),
+            hooks.display()
+        );
+        let stripe = load(&text, &[]).unwrap().payments.unwrap();
+        assert_eq!(stripe.api_base, "http://127.0.0.1:9999");
+        assert_eq!(stripe.secret_key, "sk_live_from_file_0123");
+        assert_eq!(
+            stripe.webhook_secrets,
+            ["whsec_file_one_0123", "whsec_file_two_0123"]
+        );
+        assert_eq!(stripe.payment_method_types, [PaymentMethodKind::Card]);
+
+        // Without anything in the file: all from the environment.
+        let stripe = load(
+            MINIMAL,
+            &[
+                (
+                    "POSTDESK__PAYMENTS__STRIPE__SECRET_KEY",
+                    "rk_live_env_0123456",
+                ),
+                (
+                    "POSTDESK__PAYMENTS__STRIPE__WEBHOOK_SECRETS",
+                    "whsec_env_one_0123,whsec_env_two_0123",
+                ),
+            ],
+        )
+        .unwrap()
+        .payments
+        .unwrap();
+        assert_eq!(stripe.secret_key, "rk_live_env_0123456");
+        assert_eq!(stripe.webhook_secrets.len(), 2);
+
+        // One entry of the file's list replaced.
+        let stripe = load(
+            &format!("{MINIMAL}{STRIPE}"),
+            &[(
+                "POSTDESK__PAYMENTS__STRIPE__WEBHOOK_SECRETS__1",
+                "whsec_rotated_0123",
+            )],
+        )
+        .unwrap()
+        .payments
+        .unwrap();
+        assert_eq!(stripe.webhook_secrets[1], "whsec_rotated_0123");
+    }
+
+    #[test]
+    fn stripe_errors_name_file_and_key() {
+        let stripe = |replace: &str, with: &str| {
+            let text = format!("{MINIMAL}{}", STRIPE.replace(replace, with));
+            load(&text, &[]).unwrap_err().to_string()
+        };
+        let cases = [
+            (
+                stripe(
+                    "webhook_secrets = [\"whsec_old_0123456789\", \"whsec_new_0123456789\"]",
+                    "webhook_secrets = []",
+                ),
+                "payments.stripe.webhook_secrets",
+            ),
+            (
+                stripe("\"whsec_new_0123456789\"", "\"sk_oops_0123456789\""),
+                "payments.stripe.webhook_secrets[1]",
+            ),
+            (
+                stripe("sk_test_0123456789", "pk_test_0123456789"),
+                "payments.stripe.secret_key",
+            ),
+            (
+                stripe("sk_test_0123456789", ""),
+                "payments.stripe.secret_key",
+            ),
+            (
+                stripe(
+                    "[payments.stripe]",
+                    "[payments.stripe]\napi_base = \"http://api.stripe.com\"",
+                ),
+                "payments.stripe.api_base",
+            ),
+            (
+                stripe(
+                    "[payments.stripe]",
+                    "[payments.stripe]\napi_base = \"http://localhost.evil.test\"",
+                ),
+                "payments.stripe.api_base",
+            ),
+            (
+                stripe(
+                    "[payments.stripe]",
+                    "[payments.stripe]\npayment_method_types = [\"card\", \"paypal\"]",
+                ),
+                "payments.stripe.payment_method_types[1]",
+            ),
+            (
+                stripe(
+                    "[payments.stripe]",
+                    "[payments.stripe]\npayment_method_types = [\"card\", \"card\"]",
+                ),
+                "payments.stripe.payment_method_types[1]",
+            ),
+            (
+                stripe(
+                    "[payments.stripe]",
+                    "[payments.stripe]\npayment_method_types = []",
+                ),
+                "payments.stripe.payment_method_types",
+            ),
+            (
+                stripe("[payments.stripe]", "[payments.stripe]\nsecret = \"x\""),
+                "payments.stripe",
+            ),
+            (
+                stripe("secret_key = \"sk_test_0123456789\"", ""),
+                "payments.stripe",
+            ),
+        ];
+        for (e, key) in cases {
+            assert!(e.contains("test.toml") && e.contains(key), "{key}: {e}");
+            assert!(!e.contains("sk_test_0123456789"), "{e}");
+        }
     }
 }

@@ -28,6 +28,7 @@ pub mod import;
 pub mod jobs;
 pub mod links;
 pub mod mail;
+pub mod payments;
 pub mod storage;
 pub mod tls;
 pub mod web;
