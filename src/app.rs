@@ -16,6 +16,7 @@ use crate::mail::imap;
 use crate::mail::ingest::Ingestor;
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::templates::Templates;
+use crate::payments::{PaymentProvider, StripeClient};
 use crate::storage::BlobStore;
 
 /// Everything a command needs, opened once.
@@ -26,6 +27,8 @@ pub struct App {
     pub ingestor: Ingestor,
     pub sender: OutboxSender,
     pub clock: SharedClock,
+    /// The payment provider, when `[payments.stripe]` is configured.
+    pub payments: Option<Arc<dyn PaymentProvider>>,
 }
 
 impl App {
@@ -59,12 +62,19 @@ impl App {
             ready,
             journal_dir: crate::jobs::send_journal::journal_dir(&config.storage.dir),
         };
+        let payments = match &config.payments {
+            Some(stripe) => Some(Arc::new(
+                StripeClient::new(stripe).context("payments.stripe: cannot build the client")?,
+            ) as Arc<dyn PaymentProvider>),
+            None => None,
+        };
         Ok(App {
             config,
             db,
             ingestor,
             sender,
             clock,
+            payments,
         })
     }
 

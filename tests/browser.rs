@@ -12,40 +12,24 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use common::*;
-use postdesk::app::App;
-use postdesk::clock::{SharedClock, SystemClock};
-use postdesk::config::Config;
 use postdesk::domain::EmailAddress;
 use postdesk::links::{link_for, LinkPurpose};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
-/// The app serving its web view on a free loopback port, its base URL in
-/// the config so that links point at it.
-struct Served {
-    t: TestEnv,
-    app: App,
-    cancel: CancellationToken,
+struct Served(ServedApp);
+
+impl std::ops::Deref for Served {
+    type Target = ServedApp;
+    fn deref(&self) -> &ServedApp {
+        &self.0
+    }
 }
 
 impl Served {
     async fn start(extra: &str) -> Served {
-        let t = TestEnv::new().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let toml = t.config_toml(extra).replace(
-            "base_url = \"http://127.0.0.1:8080\"",
-            &format!("base_url = \"{base}\""),
-        );
-        let config = Config::from_toml_with_env(&toml, "test.toml", &Default::default()).unwrap();
-        let clock: SharedClock = Arc::new(SystemClock);
-        let app = App::open(config, clock).await.unwrap();
-        let cancel = CancellationToken::new();
-        tokio::spawn(postdesk::web::serve(app.clone(), listener, cancel.clone()));
-        Served { t, app, cancel }
+        Served(ServedApp::start(extra).await)
     }
 
     async fn link(&self, purpose: LinkPurpose, number: Option<&str>) -> String {
@@ -60,12 +44,6 @@ impl Served {
         )
         .await
         .unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.cancel.cancel();
     }
 }
 

@@ -4,7 +4,9 @@
 //! call in here; SQL stays in `db/`, HTTP in `web/`.
 
 pub mod notify;
+pub mod pay;
 pub mod settle;
+pub mod webhook;
 
 use anyhow::Context;
 use serde_json::json;

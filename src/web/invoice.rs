@@ -118,8 +118,11 @@ pub(crate) async fn page(
 
 /// How the pages offer payment: online through the provider, or the
 /// operator's instructions (a bank account) when none is configured.
-pub(crate) fn pay_options(_state: &WebState) -> Value {
-    json!({ "online": false, "instructions": Value::Null })
+pub(crate) fn pay_options(state: &WebState) -> Value {
+    json!({
+        "online": state.app.payments.is_some(),
+        "instructions": state.app.config.payment_instructions,
+    })
 }
 
 /// The calendar day (UTC) of an instant, for lists.
@@ -127,4 +130,50 @@ pub(crate) fn day_of(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .map(|d| d.date_naive().to_string())
         .unwrap_or_default()
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct PayForm {
+    amount: String,
+    csrf: String,
+}
+
+/// `POST /invoice/<number>/pay`: pays `amount` of the invoice (store credit
+/// first, then the provider's checkout, where the client is redirected).
+pub(crate) async fn pay(
+    State(state): State<WebState>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<PayForm>,
+) -> Response {
+    let contact = match link_holder(&state, &headers, LinkPurpose::Invoice, &number).await {
+        Ok(contact) => contact,
+        Err(page) => return page,
+    };
+    if !csrf::check(&headers, &form.csrf) {
+        return super::pay::form_expired(&state);
+    }
+    let currency = match state.app.db.conn().await {
+        Ok(mut conn) => match invoices::invoice_by_number(&mut conn, &number).await {
+            Ok(Some(i)) if Some(i.client_id) == contact.client_id => i.currency,
+            Ok(_) => return state.pages.not_found(),
+            Err(e) => {
+                tracing::error!(error = %e, "invoice payment: database");
+                return state.pages.unavailable();
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "invoice payment: database");
+            return state.pages.unavailable();
+        }
+    };
+    let path = format!("/invoice/{number}");
+    let amount = match super::pay::parse_amount(&form.amount, &currency) {
+        Ok(a) => a,
+        Err(message) => return page(&state, &contact, &number, Some(&message)).await,
+    };
+    match super::pay::start(&state, &contact, vec![(number.clone(), amount)], &path).await {
+        Ok(response) => response,
+        Err(message) => page(&state, &contact, &number, Some(&message)).await,
+    }
 }

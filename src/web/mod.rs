@@ -12,8 +12,10 @@ mod invoice;
 mod link;
 pub mod pages;
 mod quote;
+mod pay;
 mod renew;
 mod statement;
+mod webhook;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -50,6 +52,9 @@ pub fn router(app: App) -> Router {
         .route("/invoice/{number}", get(invoice::show))
         .route("/quote/{number}", get(quote::show))
         .route("/statement", get(statement::show))
+        .route("/statement/pay", axum::routing::post(statement::pay))
+        .route("/invoice/{number}/pay", axum::routing::post(invoice::pay))
+        .route("/webhooks/stripe", axum::routing::post(webhook::stripe))
         .route(
             "/quote/{number}/decision",
             axum::routing::post(quote::decide),

@@ -131,3 +131,56 @@ pub(crate) fn plain_amount(minor: i64, currency: &str) -> String {
         Err(_) => minor.to_string(),
     }
 }
+
+/// `POST /statement/pay`: pays the amounts typed next to the open invoices
+/// (fields `amount:<number>`) together.
+pub(crate) async fn pay(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let contact = match link_holder(&state, &headers, LinkPurpose::Statement, "").await {
+        Ok(contact) => contact,
+        Err(page) => return page,
+    };
+    let csrf_value = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if !csrf::check(&headers, csrf_value) {
+        return super::pay::form_expired(&state);
+    }
+    let Some(client_id) = contact.client_id else {
+        return state.pages.not_found();
+    };
+    let open = match state.app.db.conn().await {
+        Ok(mut conn) => payments::open_invoices(&mut conn, client_id).await,
+        Err(e) => Err(e),
+    };
+    let open = match open {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::error!(error = %e, "statement payment: database");
+            return state.pages.unavailable();
+        }
+    };
+    let mut items = Vec::new();
+    for (key, value) in &fields {
+        let Some(number) = key.strip_prefix("amount:") else {
+            continue;
+        };
+        // Only the client's open invoices; anything else is not theirs.
+        let Some(invoice) = open.iter().find(|i| i.number == number) else {
+            return page(&state, &contact, Some(&format!("Invoice {number} cannot be paid here."))).await;
+        };
+        match super::pay::parse_amount(value, &invoice.currency) {
+            Ok(amount) => items.push((number.to_string(), amount)),
+            Err(message) => return page(&state, &contact, Some(&message)).await,
+        }
+    }
+    match super::pay::start(&state, &contact, items, "/statement").await {
+        Ok(response) => response,
+        Err(message) => page(&state, &contact, Some(&message)).await,
+    }
+}

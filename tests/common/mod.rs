@@ -324,3 +324,41 @@ pub fn header(raw: &[u8], name: &str) -> Option<String> {
     msg.header_raw(name)
         .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
 }
+
+/// The app serving its web view on a free loopback port, with `web.base_url`
+/// pointing at it (links in mails and pages then open in a real client).
+pub struct ServedApp {
+    pub t: TestEnv,
+    pub app: App,
+    pub base_url: String,
+    cancel: CancellationToken,
+}
+
+impl ServedApp {
+    pub async fn start(extra: &str) -> ServedApp {
+        let t = TestEnv::new().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let toml = t.config_toml(extra).replace(
+            "base_url = \"http://127.0.0.1:8080\"",
+            &format!("base_url = \"{base_url}\""),
+        );
+        let config = Config::from_toml_with_env(&toml, "test.toml", &BTreeMap::new()).unwrap();
+        let clock: SharedClock = Arc::new(SystemClock);
+        let app = App::open(config, clock).await.unwrap();
+        let cancel = CancellationToken::new();
+        tokio::spawn(postdesk::web::serve(app.clone(), listener, cancel.clone()));
+        ServedApp {
+            t,
+            app,
+            base_url,
+            cancel,
+        }
+    }
+}
+
+impl Drop for ServedApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

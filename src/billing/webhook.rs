@@ -1,0 +1,221 @@
+//! What a verified provider webhook changes. The event only says *that*
+//! something happened: the object is fetched again from the provider's API
+//! and only what the API says now counts. The event id is recorded in the
+//! same transaction as its effect, so a replay or a re-delivery changes
+//! nothing, and a crash before the commit leaves it for the provider's retry.
+//! The signature check itself is `payments::webhook::verify`, done by the
+//! HTTP handler before anything here runs.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::settle::{settle, Settlement};
+use crate::app::App;
+use crate::db::payment_methods::{self, NewMethod};
+use crate::db::payments;
+use crate::payments::{
+    CheckoutMode, CheckoutPaymentStatus, CheckoutSession, CheckoutStatus, EventKind,
+    PaymentMethodKind, PaymentProvider, SetupIntentStatus, VerifiedEvent,
+};
+
+/// What became of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Applied,
+    /// Seen before: nothing changed.
+    Duplicate,
+    /// Nothing for us (another event type, a session we did not start, a
+    /// payment already past that point).
+    Ignored(&'static str),
+}
+
+/// Applies `event`. An `Err` is ours or the provider's API failing: the
+/// caller answers 5xx so the provider delivers the event again.
+pub async fn apply_event(
+    app: &App,
+    provider: &Arc<dyn PaymentProvider>,
+    event: &VerifiedEvent,
+) -> anyhow::Result<WebhookOutcome> {
+    match event.kind {
+        EventKind::CheckoutSessionCompleted
+        | EventKind::CheckoutSessionAsyncPaymentSucceeded
+        | EventKind::CheckoutSessionAsyncPaymentFailed => {}
+        // Off-session charges (auto-pay) belong to the scheduler; the
+        // checkout events above carry everything a client's own payment needs.
+        _ => return Ok(WebhookOutcome::Ignored("event type not used")),
+    }
+    let session = provider
+        .fetch_checkout_session(&event.object_id)
+        .await
+        .context("fetching the checkout session")?;
+    match session.mode {
+        CheckoutMode::Payment => checkout_payment(app, provider, event, &session).await,
+        CheckoutMode::Setup => checkout_setup(app, provider, event, &session).await,
+        CheckoutMode::Other(_) => Ok(WebhookOutcome::Ignored("checkout mode not used")),
+    }
+}
+
+async fn checkout_payment(
+    app: &App,
+    provider: &Arc<dyn PaymentProvider>,
+    event: &VerifiedEvent,
+    session: &CheckoutSession,
+) -> anyhow::Result<WebhookOutcome> {
+    let failed = event.kind == EventKind::CheckoutSessionAsyncPaymentFailed;
+    let outcome = match (&session.status, &session.payment_status) {
+        (_, CheckoutPaymentStatus::Paid) => Settlement::Succeeded,
+        (CheckoutStatus::Complete, CheckoutPaymentStatus::Unpaid) if failed => Settlement::Failed,
+        (CheckoutStatus::Complete, CheckoutPaymentStatus::Unpaid) => Settlement::Processing,
+        _ => return Ok(WebhookOutcome::Ignored("the session is not complete")),
+    };
+    // How it was paid, from the payment itself.
+    let method = match &session.payment_intent {
+        Some(pi) => {
+            let intent = provider
+                .fetch_payment_intent(pi)
+                .await
+                .context("fetching the payment intent")?;
+            match intent.payment_method {
+                Some(pm) => Some(
+                    provider
+                        .fetch_payment_method(&pm)
+                        .await
+                        .context("fetching the payment method")?
+                        .kind,
+                ),
+                None => None,
+            }
+        }
+        None => None,
+    };
+    let now = app.clock.now_millis();
+    let mut tx = app.db.begin().await?;
+    let Some(payment) =
+        payments::payment_by_reference(&mut tx, provider.name(), &session.id).await?
+    else {
+        return Ok(WebhookOutcome::Ignored("a session Postdesk did not start"));
+    };
+    if let Some(total) = session.amount_total {
+        if total.minor() != payment.amount_minor
+            || !total.currency().code().eq_ignore_ascii_case(&payment.currency)
+        {
+            // Never count money that is not what was asked for: a human looks.
+            tracing::error!(
+                payment = payment.id,
+                "checkout amount differs from the payment started; not applied"
+            );
+            return Ok(WebhookOutcome::Ignored("amount differs"));
+        }
+    }
+    if !payments::record_webhook_event(&mut tx, provider.name(), &event.id, event_kind(event), now)
+        .await?
+    {
+        return Ok(WebhookOutcome::Duplicate);
+    }
+    let method = method.as_ref().map(method_name);
+    if !settle(app, &mut tx, &payment, outcome, method, now).await? {
+        // Recorded as seen (committed below), but the payment had moved on.
+        tx.commit().await?;
+        return Ok(WebhookOutcome::Ignored("the payment is past that point"));
+    }
+    tx.commit().await?;
+    app.ingestor.outbox_ready.notify_one();
+    Ok(WebhookOutcome::Applied)
+}
+
+async fn checkout_setup(
+    app: &App,
+    provider: &Arc<dyn PaymentProvider>,
+    event: &VerifiedEvent,
+    session: &CheckoutSession,
+) -> anyhow::Result<WebhookOutcome> {
+    if event.kind != EventKind::CheckoutSessionCompleted {
+        return Ok(WebhookOutcome::Ignored("setup event not used"));
+    }
+    let Some(client_id) = session
+        .metadata
+        .client_ref
+        .as_deref()
+        .and_then(|c| c.parse::<i64>().ok())
+    else {
+        return Ok(WebhookOutcome::Ignored("a setup Postdesk did not start"));
+    };
+    let Some(setup_id) = &session.setup_intent else {
+        return Ok(WebhookOutcome::Ignored("no setup intent"));
+    };
+    let setup = provider
+        .fetch_setup_intent(setup_id)
+        .await
+        .context("fetching the setup intent")?;
+    if setup.status != SetupIntentStatus::Succeeded {
+        return Ok(WebhookOutcome::Ignored("the setup did not succeed"));
+    }
+    let (Some(method_id), Some(customer)) = (
+        setup.payment_method.as_deref(),
+        setup.customer.as_deref().or(session.customer.as_deref()),
+    ) else {
+        return Ok(WebhookOutcome::Ignored("the setup saved no method"));
+    };
+    let method = provider
+        .fetch_payment_method(method_id)
+        .await
+        .context("fetching the saved method")?;
+    let now = app.clock.now_millis();
+    let mut tx = app.db.begin().await?;
+    if !payments::record_webhook_event(&mut tx, provider.name(), &event.id, event_kind(event), now)
+        .await?
+    {
+        return Ok(WebhookOutcome::Duplicate);
+    }
+    // The customer must be the one we made for this client: metadata alone
+    // is not proof of whose card it is.
+    let known =
+        payment_methods::provider_customer(&mut tx, client_id, provider.name()).await?;
+    if known.as_deref() != Some(customer) {
+        tx.commit().await?;
+        return Ok(WebhookOutcome::Ignored("the customer is not the client's"));
+    }
+    payment_methods::save_method(
+        &mut tx,
+        &NewMethod {
+            client_id,
+            provider: provider.name(),
+            provider_customer: customer,
+            provider_method: &method.id,
+            kind: method_name(&method.kind),
+            brand: method.brand.as_deref(),
+            last4: method.last4.as_deref(),
+            exp_month: method.exp_month.map(i64::from),
+            exp_year: method.exp_year.map(i64::from),
+            // The provider's page collected the consent (the mandate for a
+            // bank debit) when the setup completed.
+            consent_at: session.created.max(0) * 1000,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(WebhookOutcome::Applied)
+}
+
+/// Our name of a payment method kind (as stored on payments and methods).
+pub fn method_name(kind: &PaymentMethodKind) -> &'static str {
+    match kind {
+        PaymentMethodKind::Card => "card",
+        PaymentMethodKind::UsBankAccount => "us-bank-account",
+        PaymentMethodKind::SepaDebit => "sepa-debit",
+        PaymentMethodKind::Other(_) => "other",
+    }
+}
+
+fn event_kind(event: &VerifiedEvent) -> &'static str {
+    match event.kind {
+        EventKind::CheckoutSessionCompleted => "checkout.session.completed",
+        EventKind::CheckoutSessionAsyncPaymentSucceeded => {
+            "checkout.session.async_payment_succeeded"
+        }
+        EventKind::CheckoutSessionAsyncPaymentFailed => "checkout.session.async_payment_failed",
+        _ => "other",
+    }
+}
