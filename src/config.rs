@@ -1332,18 +1332,22 @@ webhook_secrets = ["whsec_old_0123456789", "whsec_new_0123456789"]
         assert_eq!(stripe.secret_key, "rk_live_env_0123456");
         assert_eq!(stripe.webhook_secrets.len(), 2);
 
-        // One entry of the file's list replaced.
+        // The environment replaces the file's whole list (a scalar array's
+        // entries cannot be addressed one by one).
         let stripe = load(
             &format!("{MINIMAL}{STRIPE}"),
             &[(
-                "POSTDESK__PAYMENTS__STRIPE__WEBHOOK_SECRETS__1",
-                "whsec_rotated_0123",
+                "POSTDESK__PAYMENTS__STRIPE__WEBHOOK_SECRETS",
+                "whsec_rotated_0123 whsec_new_0123456789",
             )],
         )
         .unwrap()
         .payments
         .unwrap();
-        assert_eq!(stripe.webhook_secrets[1], "whsec_rotated_0123");
+        assert_eq!(
+            stripe.webhook_secrets,
+            ["whsec_rotated_0123", "whsec_new_0123456789"]
+        );
     }
 
     #[test]

@@ -71,8 +71,11 @@ async fn customer(client: &StripeClient, key: &str) -> String {
 /// production verifier.
 #[derive(Clone, Default)]
 struct WebhookSink {
-    received: Arc<Mutex<Vec<(Vec<u8>, String)>>>,
+    received: Arc<Mutex<Vec<Received>>>,
 }
+
+/// A request's raw body and its `Stripe-Signature` header.
+type Received = (Vec<u8>, String);
 
 impl WebhookSink {
     async fn start(fake: &FakeStripe) -> WebhookSink {

@@ -689,7 +689,7 @@ fn admit(
     method: &str,
     path: &str,
     form: &Params,
-) -> Result<(), Response> {
+) -> Result<(), ApiError> {
     let idempotency_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -705,14 +705,14 @@ fn admit(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == format!("Bearer {SECRET_KEY}"));
     if !authorised {
-        return Err(error_response(
-            401,
-            json!({ "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****" }),
-        ));
+        return Err(ApiError {
+            status: 401,
+            error: json!({ "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****" }),
+        });
     }
     if !st.fail_next.is_empty() {
         let (status, error) = st.fail_next.remove(0);
-        return Err(error_response(status, error));
+        return Err(ApiError { status, error });
     }
     Ok(())
 }
@@ -728,8 +728,8 @@ fn idempotent(
     create: impl FnOnce(&mut FakeState, &Params) -> Result<Value, ApiError>,
 ) -> (Response, Vec<Value>) {
     let mut st = shared.state.lock().unwrap();
-    if let Err(response) = admit(&mut st, headers, "POST", path, &form) {
-        return (response, Vec::new());
+    if let Err(ApiError { status, error }) = admit(&mut st, headers, "POST", path, &form) {
+        return (error_response(status, error), Vec::new());
     }
     let key = headers
         .get("idempotency-key")
@@ -788,8 +788,8 @@ fn fetch(
     id: &str,
 ) -> Response {
     let mut st = shared.state.lock().unwrap();
-    if let Err(response) = admit(&mut st, headers, "GET", path, &Vec::new()) {
-        return response;
+    if let Err(ApiError { status, error }) = admit(&mut st, headers, "GET", path, &Vec::new()) {
+        return error_response(status, error);
     }
     match find(&st) {
         Some(object) => Json(object).into_response(),
