@@ -166,12 +166,8 @@ pub async fn start_payment(
         now,
     )
     .await?;
-    let customer = crate::db::payment_methods::provider_customer(
-        &mut tx,
-        client_id,
-        provider.name(),
-    )
-    .await?;
+    let customer =
+        crate::db::payment_methods::provider_customer(&mut tx, client_id, provider.name()).await?;
     tx.commit().await?;
     app.ingestor.outbox_ready.notify_one();
 

@@ -98,7 +98,10 @@ async fn checkout_payment(
     };
     if let Some(total) = session.amount_total {
         if total.minor() != payment.amount_minor
-            || !total.currency().code().eq_ignore_ascii_case(&payment.currency)
+            || !total
+                .currency()
+                .code()
+                .eq_ignore_ascii_case(&payment.currency)
         {
             // Never count money that is not what was asked for: a human looks.
             tracing::error!(
@@ -170,8 +173,7 @@ async fn checkout_setup(
     }
     // The customer must be the one we made for this client: metadata alone
     // is not proof of whose card it is.
-    let known =
-        payment_methods::provider_customer(&mut tx, client_id, provider.name()).await?;
+    let known = payment_methods::provider_customer(&mut tx, client_id, provider.name()).await?;
     if known.as_deref() != Some(customer) {
         tx.commit().await?;
         return Ok(WebhookOutcome::Ignored("the customer is not the client's"));

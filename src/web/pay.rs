@@ -14,7 +14,11 @@ use crate::domain::{Currency, Money};
 /// `"1,234.50"` / `"1234.5"` in `currency` → minor units, or what to tell
 /// the client.
 pub(crate) fn parse_amount(text: &str, currency: &str) -> Result<i64, String> {
-    let cleaned: String = text.trim().chars().filter(|c| *c != ',' && *c != ' ').collect();
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|c| *c != ',' && *c != ' ')
+        .collect();
     if cleaned.is_empty() {
         return Ok(0);
     }

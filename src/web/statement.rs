@@ -172,7 +172,12 @@ pub(crate) async fn pay(
         };
         // Only the client's open invoices; anything else is not theirs.
         let Some(invoice) = open.iter().find(|i| i.number == number) else {
-            return page(&state, &contact, Some(&format!("Invoice {number} cannot be paid here."))).await;
+            return page(
+                &state,
+                &contact,
+                Some(&format!("Invoice {number} cannot be paid here.")),
+            )
+            .await;
         };
         match super::pay::parse_amount(value, &invoice.currency) {
             Ok(amount) => items.push((number.to_string(), amount)),

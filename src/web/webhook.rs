@@ -33,7 +33,10 @@ pub(crate) async fn stripe(
         Ok(event) => event,
         Err(e) => {
             tracing::warn!(reason = %e, "webhook refused");
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": "signature not valid"})))
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "signature not valid"})),
+            )
                 .into_response();
         }
     };
@@ -49,7 +52,11 @@ pub(crate) async fn stripe(
         }
         Err(e) => {
             tracing::error!(event = %event.id, error = %format!("{e:#}"), "webhook not applied");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "try again"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "try again"})),
+            )
+                .into_response()
         }
     }
 }
