@@ -27,6 +27,7 @@ pub mod import;
 pub mod jobs;
 pub mod links;
 pub mod mail;
+pub mod pdf;
 pub mod storage;
 pub mod tls;
 pub mod web;

@@ -12,7 +12,7 @@
 # started are stopped again right away.  Needs root (or sudo) to install.
 set -euo pipefail
 
-PKGS=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl postgresql ca-certificates acl)
+PKGS=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl postgresql ca-certificates acl poppler-utils)
 WITH_NEXTEST=1
 for a in "$@"; do
   case $a in
