@@ -209,15 +209,21 @@ fn totals(flow: &mut Flow<'_>, invoice: &InvoiceDetail, payments: &[PdfPayment])
         rule_above: true,
     });
 
-    let amount_left = RIGHT - AMOUNT_WIDTH;
-    let label_right = amount_left - 8.0;
+    // Amounts line up with the table's amount column, and widen it to the
+    // left rather than wrap (up to a limit) when a total is long.
+    let widest = lines
+        .iter()
+        .map(|l| flow.width(&l.amount, l.weight, BODY))
+        .fold(AMOUNT_WIDTH - CELL_PADDING * 2.0, f32::max);
+    let amount_width = widest.min(CONTENT_WIDTH * 0.4);
+    let label_right = RIGHT - CELL_PADDING - amount_width - 12.0;
     let label_width = CONTENT_WIDTH * 0.42;
     let laid: Vec<(Vec<String>, Vec<String>, &TotalLine)> = lines
         .iter()
         .map(|l| {
             (
                 flow.wrap(&l.label, l.weight, BODY, label_width),
-                flow.wrap(&l.amount, l.weight, BODY, AMOUNT_WIDTH - CELL_PADDING * 2.0),
+                flow.wrap(&l.amount, l.weight, BODY, amount_width),
                 l,
             )
         })
