@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod links;
 pub mod mail;
 pub mod payments;
+pub mod pdf;
 pub mod storage;
 pub mod tls;
 pub mod web;

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 PKGS=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl postgresql ca-certificates acl
-  chromium fonts-dejavu-core)
+  poppler-utils chromium fonts-dejavu-core)
 # Node.js and npm: Debian's, unless the machine has its own already.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 WITH_NEXTEST=1
