@@ -736,3 +736,49 @@ async fn an_expired_quote_cannot_be_accepted() {
     assert_eq!(s.snapshot().await, before);
     assert!(s.queued_kinds().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_invoice_pdf_downloads_for_the_link_holder_only() {
+    let s = site().await;
+    let cookie = cookie_of(&s.get(&s.invoice_link().await, None).await).0;
+    let path = format!("/invoice/{}/pdf", s.invoice);
+    let reply = s
+        .router
+        .clone()
+        .oneshot(
+            Request::get(&path)
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(reply.headers()[header::CONTENT_TYPE], "application/pdf");
+    assert!(reply.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .contains(&format!("invoice-{}.pdf", s.invoice)));
+    let bytes = axum::body::to_bytes(reply.into_body(), 10 << 20)
+        .await
+        .unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(file.path())
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils, installed by install-deps.sh)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&s.invoice), "{text}");
+    assert!(text.contains("794.33"), "{text}");
+    // Without the link's cookie, or for another client's invoice: not found.
+    assert_eq!(s.get(&path, None).await.status, StatusCode::NOT_FOUND);
+    let other = format!("/invoice/INV-{}-2/pdf", s.t.tag);
+    assert_eq!(
+        s.get(&other, Some(&cookie)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

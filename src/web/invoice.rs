@@ -177,3 +177,73 @@ pub(crate) async fn pay(
         Err(message) => page(&state, &contact, &number, Some(&message)).await,
     }
 }
+
+/// `GET /invoice/<number>/pdf`: the invoice as a PDF, for the link's holder.
+pub(crate) async fn pdf(
+    State(state): State<WebState>,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let contact = match link_holder(&state, &headers, LinkPurpose::Invoice, &number).await {
+        Ok(contact) => contact,
+        Err(page) => return page,
+    };
+    let found = match state.app.db.conn().await {
+        Ok(mut conn) => match invoices::invoice_detail(&mut conn, &number).await {
+            Ok(Some(d)) if Some(d.summary.client_id) == contact.client_id => {
+                payments::payments_of_invoice(&mut conn, d.summary.id)
+                    .await
+                    .map(|paid| Some((d, paid)))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let (detail, paid) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return state.pages.not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "invoice PDF: database");
+            return state.pages.unavailable();
+        }
+    };
+    let shown: Vec<crate::pdf::PdfPayment> = paid
+        .iter()
+        .filter(|p| p.status == "succeeded")
+        .map(|p| crate::pdf::PdfPayment {
+            date: day_of(p.received_at),
+            method: method_label(&p.method).to_string(),
+            amount_minor: p.amount_minor,
+        })
+        .collect();
+    let branding = state.app.config.branding.clone();
+    // Rendering is CPU work of a few milliseconds per page; keep it off the
+    // request threads.
+    let rendered =
+        tokio::task::spawn_blocking(move || crate::pdf::render_invoice(&detail, &shown, &branding))
+            .await;
+    match rendered {
+        Ok(Ok(bytes)) => {
+            let disposition = format!("attachment; filename=\"invoice-{number}.pdf\"");
+            let mut response = axum::response::IntoResponse::into_response(bytes);
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/pdf"),
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&disposition) {
+                h.insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "invoice PDF could not be rendered");
+            state.pages.unavailable()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "invoice PDF task failed");
+            state.pages.unavailable()
+        }
+    }
+}

@@ -54,6 +54,7 @@ pub fn router(app: App) -> Router {
         .route("/statement", get(statement::show))
         .route("/statement/pay", axum::routing::post(statement::pay))
         .route("/invoice/{number}/pay", axum::routing::post(invoice::pay))
+        .route("/invoice/{number}/pdf", get(invoice::pdf))
         .route("/webhooks/stripe", axum::routing::post(webhook::stripe))
         .route(
             "/quote/{number}/decision",
