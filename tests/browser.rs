@@ -136,6 +136,11 @@ async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
             s.link(LinkPurpose::Statement, None).await,
             "/statement".to_string(),
         ),
+        (
+            "payment-methods",
+            s.link(LinkPurpose::PaymentMethods, None).await,
+            "/payment-methods".to_string(),
+        ),
         // A link that opens nothing gets the plain "not found" page.
         (
             "not-found",

@@ -466,3 +466,101 @@ async fn store_credit_is_used_before_the_card_and_the_statement_pays_several_inv
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("cannot be paid here"), "{body}");
 }
+
+#[tokio::test]
+async fn a_saved_card_serves_auto_pay_until_removed_and_is_then_never_charged() {
+    let shop = shop().await;
+    let json = format!(
+        r#"{{"recurring_invoices":[{{"client":"Customer {tag}","scope":"Managed workplace","currency":"EUR",
+        "quantity":"12","unit_price":"45.00","tax_rate":"19","frequency":"monthly","next_bill_date":"2099-01-31"}}]}}"#,
+        tag = shop.s.t.tag
+    );
+    let data = postdesk::import::parse(&json, "r.json").unwrap();
+    postdesk::import::import(&shop.s.app.db, &data, "r.json", 0)
+        .await
+        .unwrap();
+    let mut conn = shop.s.app.db.conn().await.unwrap();
+    let client = postdesk::db::contacts::find_client_by_name(
+        &mut conn,
+        &format!("Customer {}", shop.s.t.tag),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    drop(conn);
+
+    let visit = shop.visit(LinkPurpose::PaymentMethods, None).await;
+    assert!(
+        visit.html.contains("No payment method is saved"),
+        "{}",
+        visit.html
+    );
+    let (status, location, body) = shop.post(&visit, "/payment-methods/add", &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let session = location.unwrap().rsplit('/').next().unwrap().to_string();
+    assert_eq!(shop.fake.session(&session).unwrap()["mode"], "setup");
+    shop.fake
+        .complete_session(&session, None, PayWith::Card)
+        .await
+        .unwrap();
+    let mut conn = shop.s.app.db.conn().await.unwrap();
+    let saved = postdesk::db::payment_methods::client_methods(&mut conn, client)
+        .await
+        .unwrap();
+    assert_eq!(saved.len(), 1, "saved by the setup webhook");
+    assert_eq!(saved[0].last4.as_deref(), Some("4242"));
+    let plans = postdesk::db::recurring::client_recurring(&mut conn, client)
+        .await
+        .unwrap();
+    drop(conn);
+    let visit = shop.visit(LinkPurpose::PaymentMethods, None).await;
+    assert!(visit.html.contains("Visa •••• 4242"), "{}", visit.html);
+
+    let method = saved[0].id.to_string();
+    let plan = plans[0].id.to_string();
+    let (status, _, body) = shop
+        .post(
+            &visit,
+            "/payment-methods/auto-pay",
+            &[("recurring", &plan), ("method", &method)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let mut conn = shop.s.app.db.conn().await.unwrap();
+    let plans = postdesk::db::recurring::client_recurring(&mut conn, client)
+        .await
+        .unwrap();
+    assert!(plans[0].auto_pay);
+    assert_eq!(plans[0].payment_method_id, Some(saved[0].id));
+    drop(conn);
+
+    let (status, _, body) = shop
+        .post(&visit, &format!("/payment-methods/{method}/remove"), &[])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(shop.fake.detached(), vec![saved[0].provider_method.clone()]);
+    let mut conn = shop.s.app.db.conn().await.unwrap();
+    assert!(
+        postdesk::db::payment_methods::client_methods(&mut conn, client)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let plans = postdesk::db::recurring::client_recurring(&mut conn, client)
+        .await
+        .unwrap();
+    assert!(!plans[0].auto_pay, "auto-pay no longer uses it");
+    assert_eq!(plans[0].payment_method_id, None);
+    drop(conn);
+    // It cannot be chosen again, and nothing ever charged it.
+    let (status, _, body) = shop
+        .post(
+            &visit,
+            "/payment-methods/auto-pay",
+            &[("recurring", &plan), ("method", &method)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("nothing was changed"), "{body}");
+    assert!(shop.fake.charges().is_empty());
+}

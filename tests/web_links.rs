@@ -258,6 +258,11 @@ async fn get_and_head_change_no_business_row_and_only_append_link_opens() {
             format!("/quote/{quote}"),
         ),
         (LinkPurpose::Statement, None, "/statement".to_string()),
+        (
+            LinkPurpose::PaymentMethods,
+            None,
+            "/payment-methods".to_string(),
+        ),
     ];
     let before = s.snapshot().await;
     let opens_before = s.alice_opens().await;

@@ -12,6 +12,7 @@ mod invoice;
 mod link;
 pub mod pages;
 mod pay;
+mod payment_methods;
 mod quote;
 mod renew;
 mod statement;
@@ -53,6 +54,19 @@ pub fn router(app: App) -> Router {
         .route("/quote/{number}", get(quote::show))
         .route("/statement", get(statement::show))
         .route("/statement/pay", axum::routing::post(statement::pay))
+        .route("/payment-methods", get(payment_methods::show))
+        .route(
+            "/payment-methods/add",
+            axum::routing::post(payment_methods::add),
+        )
+        .route(
+            "/payment-methods/auto-pay",
+            axum::routing::post(payment_methods::auto_pay),
+        )
+        .route(
+            "/payment-methods/{id}/remove",
+            axum::routing::post(payment_methods::remove),
+        )
         .route("/invoice/{number}/pay", axum::routing::post(invoice::pay))
         .route("/invoice/{number}/pdf", get(invoice::pdf))
         .route("/webhooks/stripe", axum::routing::post(webhook::stripe))

@@ -31,6 +31,10 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../templates/web/statement.hbs"),
     ),
     (
+        "payment_methods",
+        include_str!("../../templates/web/payment_methods.hbs"),
+    ),
+    (
         "not_found",
         include_str!("../../templates/web/not_found.hbs"),
     ),
