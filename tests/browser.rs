@@ -9,6 +9,8 @@
 //! tests/harness/install-deps.sh; a missing one is a failure, not a skip.
 
 mod common;
+#[path = "support/fake_stripe.rs"]
+mod fake_stripe;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -183,4 +185,80 @@ async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
             assert!(size > 1000, "{what}: screenshot {} missing", shot.display());
         }
     }
+}
+
+/// The whole way of a client's payment: the invoice mail goes out through
+/// Postfix into the client's mailbox in Dovecot; the link in it opens the
+/// invoice in Chromium; "Pay now" leads to the (fake) Stripe checkout; the
+/// card payment's signed webhook is applied before the browser comes back;
+/// the invoice says "Paid" — with the pages' real CSP in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_mailed_for_real_is_paid_by_card_in_the_browser() {
+    let fake = fake_stripe::FakeStripe::start().await;
+    let s = Served::start(&fake.config_toml()).await;
+    fake.set_webhook_target(format!("{}/webhooks/stripe", s.base_url));
+    let data = postdesk::import::parse(&billing_json(&s.t), "billing.json").unwrap();
+    postdesk::import::import(&s.app.db, &data, "billing.json", 0)
+        .await
+        .unwrap();
+    let invoice = format!("INV-{}-1", s.t.tag);
+    let daemon = RunningDaemon::start(s.app.clone());
+    let sent = postdesk::billing::send_invoice(&s.app, &invoice)
+        .await
+        .unwrap();
+    assert_eq!(sent.mailed, 1);
+    let alice = s.t.addr("alice", "customer.test");
+    let raw = wait_for(
+        "the invoice mail in the client's mailbox",
+        std::time::Duration::from_secs(60),
+        || {
+            let (mail, alice, invoice) = (s.t.mail.clone(), alice.clone(), invoice.clone());
+            async move {
+                read_folder(&mail, &alice, "INBOX")
+                    .await
+                    .into_iter()
+                    .find(|m| String::from_utf8_lossy(m).contains(&invoice))
+            }
+        },
+    )
+    .await;
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = parsed.body_text(0).unwrap().to_string();
+    let link = regex::Regex::new(r"http://127\.0\.0\.1:[0-9]+/l/[A-Za-z0-9_.~-]+")
+        .unwrap()
+        .find(&text)
+        .unwrap_or_else(|| panic!("no link in the mail: {text}"))
+        .as_str()
+        .to_string();
+    let input = json!({ "link": link, "out": artifacts() });
+    let result = tokio::task::spawn_blocking(move || run_browser_script("pay_invoice.mjs", &input))
+        .await
+        .unwrap();
+    assert_eq!(result["status"], "Paid", "{result}");
+    assert!(
+        result["final_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("/invoice/{invoice}")),
+        "{result}"
+    );
+    assert_eq!(result["csp_blocked"], json!([]), "{result}");
+    for scheme in ["light", "dark"] {
+        assert_eq!(
+            result["violations"][scheme],
+            json!([]),
+            "{scheme}: {result}"
+        );
+    }
+    let mut conn = s.app.db.conn().await.unwrap();
+    let paid = postdesk::db::invoices::invoice_by_number(&mut conn, &invoice)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (paid.paid_minor, paid.status.as_str()),
+        (paid.total_minor, "paid")
+    );
+    drop(conn);
+    daemon.stop().await;
 }

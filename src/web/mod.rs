@@ -42,6 +42,7 @@ pub struct WebState {
 pub(crate) const LINK_COOKIE: &str = "pd_link";
 
 pub fn router(app: App) -> Router {
+    let csp = content_security_policy(&app);
     let state = WebState {
         pages: Pages::new(app.config.branding.clone()),
         app,
@@ -75,7 +76,7 @@ pub fn router(app: App) -> Router {
             axum::routing::post(quote::decide),
         )
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(csp, security_headers))
         .with_state(state)
 }
 
@@ -95,20 +96,63 @@ async fn not_found(axum::extract::State(state): axum::extract::State<WebState>) 
     state.pages.not_found()
 }
 
-/// CSP without scripts, no referrer (a token in a URL must not leak to
-/// another site), no framing, no sniffing, no caching of client documents.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// The Content-Security-Policy of every page: no scripts at all, no
+/// referrer, no framing. Forms post to ourselves — and, when a payment
+/// provider is configured, may be redirected on to its hosted checkout
+/// (browsers apply `form-action` to the redirect too).
+fn content_security_policy(app: &App) -> HeaderValue {
+    let checkout = app
+        .config
+        .payments
+        .as_ref()
+        .and_then(|p| checkout_origin(&p.api_base))
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; \
+         form-action 'self'{checkout}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}
+
+/// Where the provider's hosted checkout lives: Stripe's API at
+/// api.stripe.com serves its pages from checkout.stripe.com; any other API
+/// base (a test double) serves them itself.
+fn checkout_origin(api_base: &str) -> Option<String> {
+    let rest = api_base
+        .strip_prefix("https://")
+        .map(|r| ("https", r))
+        .or_else(|| api_base.strip_prefix("http://").map(|r| ("http", r)))?;
+    let host = rest.1.split('/').next()?;
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+    {
+        return None;
+    }
+    Some(match host {
+        "api.stripe.com" => "https://checkout.stripe.com".to_string(),
+        _ => format!("{}://{host}", rest.0),
+    })
+}
+
+async fn security_headers(
+    axum::extract::State(csp): axum::extract::State<HeaderValue>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     set(headers, header::REFERRER_POLICY, "no-referrer");
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
@@ -195,5 +239,24 @@ pub(crate) async fn current_contact(
             tracing::error!(error = %e, "contact lookup for a link failed");
             Err(Denied::NotFound)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkout_origin;
+
+    #[test]
+    fn checkout_pages_come_from_the_providers_origin() {
+        assert_eq!(
+            checkout_origin("https://api.stripe.com").as_deref(),
+            Some("https://checkout.stripe.com")
+        );
+        assert_eq!(
+            checkout_origin("http://127.0.0.1:4242/").as_deref(),
+            Some("http://127.0.0.1:4242")
+        );
+        assert_eq!(checkout_origin("ftp://x"), None);
+        assert_eq!(checkout_origin("https://evil; script-src *"), None);
     }
 }
