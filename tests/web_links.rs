@@ -787,3 +787,22 @@ async fn the_invoice_pdf_downloads_for_the_link_holder_only() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn without_a_provider_the_invoice_shows_the_operators_payment_instructions() {
+    let s = site_with(|_| {
+        "[payments]\ninstructions = \"Transfer to IBAN DE02 1203 0000 0000 2020 51.\"\n".into()
+    })
+    .await;
+    let cookie = cookie_of(&s.get(&s.invoice_link().await, None).await).0;
+    let page = s
+        .get(&format!("/invoice/{}", s.invoice), Some(&cookie))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("How to pay"), "{}", page.body);
+    assert!(page.body.contains("IBAN DE02 1203 0000 0000 2020 51"));
+    assert!(
+        !page.body.contains("Pay now"),
+        "no online payment without a provider"
+    );
+}
