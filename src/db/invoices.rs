@@ -264,26 +264,44 @@ pub async fn invoice_detail(
     conn: &mut AnyConnection,
     number: &str,
 ) -> Result<Option<InvoiceDetail>, DbError> {
-    let Some(summary) = invoice_by_number(&mut *conn, number).await? else {
+    type Row = (
+        i64,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
+    // One query for the head: a page view is a handful of statements.
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT i.id, i.number, i.client_id, i.status, i.currency, i.due_date, i.total_minor, \
+         i.paid_minor, c.name, i.issue_date, i.subtotal_minor, i.tax_minor, i.notes, i.terms \
+         FROM invoices i JOIN clients c ON c.id = i.client_id WHERE i.number = $1",
+    )
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else {
         return Ok(None);
     };
-    type Head = (String, String, i64, i64, Option<String>, Option<String>);
-    let head: Head = sqlx::query_as(
-        "SELECT c.name, i.issue_date, i.subtotal_minor, i.tax_minor, i.notes, i.terms \
-         FROM invoices i JOIN clients c ON c.id = i.client_id WHERE i.id = $1",
-    )
-    .bind(summary.id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let summary = summary_of((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7));
     let lines = lines_of(conn, LineTable::Invoice, summary.id).await?;
     Ok(Some(InvoiceDetail {
         summary,
-        client_name: head.0,
-        issue_date: head.1,
-        subtotal_minor: head.2,
-        tax_minor: head.3,
-        notes: head.4,
-        terms: head.5,
+        client_name: r.8,
+        issue_date: r.9,
+        subtotal_minor: r.10,
+        tax_minor: r.11,
+        notes: r.12,
+        terms: r.13,
         lines,
     }))
 }

@@ -37,14 +37,17 @@ pub(crate) async fn page(
     let found = match state.app.db.conn().await {
         Ok(mut conn) => match invoices::invoice_detail(&mut conn, number).await {
             Ok(Some(d)) if Some(d.summary.client_id) == contact.client_id => {
-                let id = d.summary.id;
-                match (
-                    payments::payments_of_invoice(&mut conn, id).await,
-                    payments::processing_of_invoice(&mut conn, id).await,
-                ) {
-                    (Ok(paid), Ok(processing)) => Ok(Some((d, paid, processing))),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                }
+                // One query for both: what was received and what is in flight.
+                payments::payments_of_invoice(&mut conn, d.summary.id)
+                    .await
+                    .map(|paid| {
+                        let processing = paid
+                            .iter()
+                            .filter(|p| p.status == "processing")
+                            .map(|p| p.amount_minor)
+                            .sum::<i64>();
+                        Some((d, paid, processing))
+                    })
             }
             Ok(_) => Ok(None),
             Err(e) => Err(e),
