@@ -10,7 +10,7 @@ use postdesk::db::invoices::{InvoiceDetail, InvoiceLineRow, InvoiceSummary};
 use postdesk::pdf::{render_invoice, PdfPayment};
 
 /// Line items that fill 20 pages (single-line rows).
-const TWENTY_PAGE_LINES: usize = 660;
+const TWENTY_PAGE_LINES: usize = 574;
 
 fn invoice(line_count: usize) -> InvoiceDetail {
     let lines: Vec<InvoiceLineRow> = (0..line_count)
