@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::pages::{document_lines, money};
 use super::{csrf, link_holder, WebState};
+use crate::billing::notify::mail_staff;
 use crate::db::contacts::Contact;
 use crate::db::invoices::{self, QuoteDetail};
 use crate::db::tickets::Visibility;
@@ -178,29 +179,16 @@ async fn record_decision(
         "contact": contact.name.clone().unwrap_or_else(|| contact.email.clone()),
         "branding": app.config.branding,
     });
+    mail_staff(
+        app,
+        &mut tx,
+        "quote-decided",
+        "quote_decided",
+        data.clone(),
+        now,
+    )
+    .await?;
     let mailer = &app.ingestor.mailer;
-    let staff: Vec<EmailAddress> = app.config.staff.iter().map(|s| s.email.clone()).collect();
-    if !staff.is_empty() {
-        mailer
-            .queue(
-                &mut tx,
-                MailRequest {
-                    kind: "quote-decided",
-                    template: "quote_decided",
-                    data: data.clone(),
-                    to: staff,
-                    cc: Vec::new(),
-                    ticket: None,
-                    visibility: Visibility::Internal,
-                    automated: true,
-                    from_name: None,
-                    in_reply_to: None,
-                    extra_references: &[],
-                },
-                now,
-            )
-            .await?;
-    }
     mailer
         .queue(
             &mut tx,
