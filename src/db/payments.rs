@@ -315,32 +315,38 @@ pub async fn client_payments(
     client_id: i64,
     limit: i64,
 ) -> Result<Vec<PaymentLine>, DbError> {
-    let rows: Vec<(i64, i64, String, String, i64, String)> = sqlx::query_as(
-        "SELECT id, received_at, method, currency, amount_minor, status FROM payments \
-         WHERE client_id = $1 AND status IN ('succeeded', 'processing', 'failed') \
-         ORDER BY received_at DESC, id DESC LIMIT $2",
+    // One statement: the payments with their invoice numbers, one row per
+    // allocation, grouped here (string aggregation is not portable SQL).
+    type Row = (i64, i64, String, String, i64, String, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT p.id, p.received_at, p.method, p.currency, p.amount_minor, p.status, i.number \
+         FROM (SELECT * FROM payments WHERE client_id = $1 \
+               AND status IN ('succeeded', 'processing', 'failed') \
+               ORDER BY received_at DESC, id DESC LIMIT $2) p \
+         LEFT JOIN payment_allocations a ON a.payment_id = p.id \
+         LEFT JOIN invoices i ON i.id = a.invoice_id \
+         ORDER BY p.received_at DESC, p.id DESC, i.number",
     )
     .bind(client_id)
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let numbers: Vec<(String,)> = sqlx::query_as(
-            "SELECT i.number FROM payment_allocations a JOIN invoices i ON i.id = a.invoice_id \
-             WHERE a.payment_id = $1 ORDER BY i.number",
-        )
-        .bind(r.0)
-        .fetch_all(&mut *conn)
-        .await?;
-        let invoices = numbers
-            .into_iter()
-            .map(|n| n.0)
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push(payment_line((r.1, r.2, r.3, r.4, r.5, invoices)));
+    let mut out: Vec<(i64, PaymentLine)> = Vec::new();
+    for (id, received_at, method, currency, amount, status, number) in rows {
+        if out.last().map(|(last, _)| *last) != Some(id) {
+            out.push((
+                id,
+                payment_line((received_at, method, currency, amount, status, String::new())),
+            ));
+        }
+        if let (Some(number), Some((_, line))) = (number, out.last_mut()) {
+            if !line.invoices.is_empty() {
+                line.invoices.push_str(", ");
+            }
+            line.invoices.push_str(&number);
+        }
     }
-    Ok(out)
+    Ok(out.into_iter().map(|(_, line)| line).collect())
 }
 
 fn payment_line(r: (i64, String, String, i64, String, String)) -> PaymentLine {

@@ -42,11 +42,9 @@ async fn holder(
     }
 }
 
-/// Today (UTC) as `YYYY-MM-DD`, comparable with stored dates.
+/// The client's calendar day, as stored dates are written.
 fn today(state: &WebState) -> String {
-    chrono::DateTime::from_timestamp_millis(state.app.clock.now_millis())
-        .map(|d| d.date_naive().to_string())
-        .unwrap_or_default()
+    crate::billing::today(&state.app, state.app.clock.now_millis())
 }
 
 fn page(state: &WebState, q: &QuoteDetail, notice: Option<&str>) -> Response {
