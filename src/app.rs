@@ -101,6 +101,7 @@ impl App {
         for _ in 0..self.config.smtp.connections {
             tasks.spawn(self.sender.clone().run(cancel.clone()));
         }
+        tasks.spawn(crate::schedule::run(self.clone(), cancel.clone()));
         tasks.close();
         tracing::info!(
             mailboxes = self.config.mailboxes.len(),

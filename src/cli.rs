@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::db::{inbound, outbox, tickets};
 use crate::domain::TicketNumber;
 use crate::mail::ingest::{Delivery, IngestError, Outcome, Source};
+use crate::schedule::{JobKind, PassReport};
 
 /// Exit code asking an MTA to retry later (sysexits.h EX_TEMPFAIL).
 pub const EXIT_TEMPFAIL: u8 = 75;
@@ -94,6 +95,35 @@ pub enum Command {
     Outbox {
         #[command(subcommand)]
         command: ListCommand,
+    },
+    /// Scheduled jobs: their schedules and runs; run one now.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Mail an invoice's payment reminder now; it counts as the dunning
+    /// stage that is due, which the scheduler then does not send again.
+    Remind { number: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Each job's cron, next run, and its runs by status.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Plan and carry out one job now.
+    Run {
+        kind: JobKind,
+        /// Act as if it were this instant (RFC 3339, e.g. 2026-12-24T09:00:00+01:00).
+        #[arg(long)]
+        at: Option<String>,
+        /// Show what would be sent, to whom and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -278,6 +308,112 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             print_json(&outbox::list(&mut conn).await?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Jobs { command } => {
+            let app = App::open(config, clock.clone()).await?;
+            match command {
+                JobsCommand::List { json } => {
+                    let listing = crate::schedule::listing::list(&app).await?;
+                    if json {
+                        print_json(&listing)?;
+                    } else {
+                        print!("{}", listing.to_text());
+                    }
+                }
+                JobsCommand::Run {
+                    kind,
+                    at,
+                    dry_run,
+                    json,
+                } => {
+                    let at = match at {
+                        Some(text) => chrono::DateTime::parse_from_rfc3339(text.trim())
+                            .with_context(|| {
+                                format!("--at `{text}` is not an RFC 3339 time like 2026-12-24T09:00:00+01:00")
+                            })?
+                            .timestamp_millis(),
+                        None => clock.now_millis(),
+                    };
+                    let worker = crate::schedule::Worker::new();
+                    let report = crate::schedule::run_pass(
+                        &app,
+                        &worker,
+                        kind,
+                        at,
+                        dry_run,
+                        &CancellationToken::new(),
+                    )
+                    .await?;
+                    if json {
+                        print_json(&report)?;
+                    } else {
+                        print!("{}", pass_text(&report));
+                    }
+                    if !dry_run {
+                        send_now(&app).await;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Remind { number } => {
+            let app = App::open(config, clock).await?;
+            let report = crate::schedule::dunning::send_now(&app, number.trim()).await?;
+            print_json(&report)?;
+            send_now(&app).await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A pass as lines for people: one per run.
+fn pass_text(report: &PassReport) -> String {
+    let mut out = String::new();
+    let mode = if report.dry_run {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
+    };
+    out.push_str(&format!(
+        "{} at {}{mode}: {} newly planned, {} carried out, {} deferred\n",
+        report.kind.map(JobKind::as_str).unwrap_or("job"),
+        report.at,
+        report.planned,
+        report.runs.len(),
+        report.deferred
+    ));
+    for run in &report.runs {
+        out.push_str(&format!(
+            "  {:<8} {} [{}]: {}\n",
+            run.status.as_str(),
+            run.about,
+            run.stage,
+            run.why
+        ));
+        for mail in &run.mails {
+            out.push_str(&format!(
+                "           mail {} to {}\n",
+                mail.kind,
+                mail.to.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// Sends what a one-shot command queued now rather than at the daemon's
+/// next round; if this fails the daemon sends it later.
+async fn send_now(app: &App) {
+    let sent = async {
+        let mut state = app.sender.new_state()?;
+        let result = app
+            .sender
+            .round(&mut state, &CancellationToken::new())
+            .await;
+        state.close().await;
+        result
+    };
+    if let Err(e) = sent.await {
+        tracing::warn!(error = %e, "immediate send failed; the daemon will retry");
     }
 }
 
@@ -315,20 +451,7 @@ async fn ingest(config: Config, clock: SharedClock, file: &str) -> anyhow::Resul
         Ok(outcome) => {
             print_json(&outcome)?;
             if matches!(outcome, Outcome::TicketCreated { .. } | Outcome::Rejected) {
-                // Send the acknowledgement now rather than at the daemon's next
-                // poll; if this fails the daemon sends it later.
-                let sent = async {
-                    let mut state = app.sender.new_state()?;
-                    let result = app
-                        .sender
-                        .round(&mut state, &CancellationToken::new())
-                        .await;
-                    state.close().await;
-                    result
-                };
-                if let Err(e) = sent.await {
-                    tracing::warn!(error = %e, "immediate send failed; the daemon will retry");
-                }
+                send_now(&app).await;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -13,6 +13,9 @@
 //! * `domain` holds pure types (addresses, ticket vocabulary); `db` every SQL
 //!   statement; `storage` the content-addressed raw mail and attachments.
 //! * `mail` is inbound and outbound mail; `jobs` the workers that act on rows.
+//! * `billing` and `payments` are invoices, payments and the provider;
+//!   `schedule` the scheduled jobs (dunning, recurring invoices, auto-pay,
+//!   expiry alerts), each due action exactly once.
 //! * `app` wires the pieces for `postdesk run`; `cli` is the command line.
 //!
 //! Time comes from [`clock::Clock`], never from SQL.
@@ -30,6 +33,7 @@ pub mod links;
 pub mod mail;
 pub mod payments;
 pub mod pdf;
+pub mod schedule;
 pub mod storage;
 pub mod tls;
 pub mod web;

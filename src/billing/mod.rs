@@ -12,19 +12,31 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::app::App;
-use crate::db::invoices;
 use crate::db::payments::{self, NewPayment};
+use crate::db::{contacts, invoices, Conn};
 use crate::domain::{format_amount, InvoiceStatus, PaymentStatus, QuoteStatus};
 use crate::links::LinkPurpose;
+use crate::schedule::calendar::{client_zone, local_date};
 use notify::{mail_billing_contacts, mail_staff, BillingMail};
 use settle::{settle, Settlement};
 
-/// The client's calendar day at `now_ms`, as stored dates are written.
-/// UTC until client time zones arrive with the scheduler.
-pub fn today(_app: &App, now_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(now_ms)
-        .map(|d| d.date_naive().to_string())
-        .unwrap_or_default()
+/// The company's calendar day at `now_ms` (`[company] timezone`), as
+/// stored dates are written.
+pub fn today(app: &App, now_ms: i64) -> String {
+    local_date(now_ms, app.config.company.timezone).to_string()
+}
+
+/// Client `client_id`'s calendar day at `now_ms`, in its own time zone
+/// (the company's when it has none): due dates and expiries are its days.
+pub async fn client_today(
+    app: &App,
+    conn: &mut Conn,
+    client_id: i64,
+    now_ms: i64,
+) -> anyhow::Result<String> {
+    let stored = contacts::client_timezone(conn, client_id).await?;
+    let zone = client_zone(&app.config, stored.as_deref());
+    Ok(local_date(now_ms, zone).to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +59,9 @@ pub struct Sent {
     pub mailed: usize,
     /// No billing contact can receive it; the staff were told.
     pub undeliverable: bool,
+    /// Who it was queued for (for `jobs run --dry-run`; not in API answers).
+    #[serde(skip)]
+    pub recipients: Vec<String>,
 }
 
 /// Publishes invoice `number` (a draft becomes `sent`) and mails it to the
@@ -56,13 +71,27 @@ pub struct Sent {
 pub async fn send_invoice(app: &App, number: &str) -> anyhow::Result<Sent> {
     let now = app.clock.now_millis();
     let mut tx = app.db.begin().await?;
-    let detail = invoices::invoice_detail(&mut tx, number)
+    let sent = send_invoice_in(app, &mut tx, number, now).await?;
+    tx.commit().await?;
+    app.ingestor.outbox_ready.notify_one();
+    Ok(sent)
+}
+
+/// [`send_invoice`] inside the caller's transaction (the scheduler creates a
+/// recurring invoice and mails it in one).
+pub async fn send_invoice_in(
+    app: &App,
+    tx: &mut Conn,
+    number: &str,
+    now: i64,
+) -> anyhow::Result<Sent> {
+    let detail = invoices::invoice_detail(tx, number)
         .await?
         .ok_or_else(|| BillingError::UnknownInvoice(number.to_string()))?;
     let summary = &detail.summary;
     match InvoiceStatus::parse(&summary.status) {
         Some(InvoiceStatus::Draft) => {
-            invoices::mark_sent(&mut tx, summary.id, now).await?;
+            invoices::mark_sent(tx, summary.id, now).await?;
         }
         Some(InvoiceStatus::Cancelled | InvoiceStatus::Paid) | None => {
             return Err(BillingError::WrongState(
@@ -78,7 +107,7 @@ pub async fn send_invoice(app: &App, number: &str) -> anyhow::Result<Sent> {
     let total = format_amount(summary.total_minor, cur);
     let reach = mail_billing_contacts(
         app,
-        &mut tx,
+        tx,
         summary.client_id,
         BillingMail {
             kind: "invoice-issued",
@@ -99,7 +128,7 @@ pub async fn send_invoice(app: &App, number: &str) -> anyhow::Result<Sent> {
     .await
     .context("queueing the invoice mail")?;
     let undeliverable = reach.billing_unreachable || reach.queued == 0;
-    invoices::set_undeliverable(&mut tx, summary.id, undeliverable, now).await?;
+    invoices::set_undeliverable(tx, summary.id, undeliverable, now).await?;
     if undeliverable {
         let reason = if reach.billing_unreachable {
             "every billing address of the client bounced and is suppressed"
@@ -108,7 +137,7 @@ pub async fn send_invoice(app: &App, number: &str) -> anyhow::Result<Sent> {
         };
         mail_staff(
             app,
-            &mut tx,
+            tx,
             "invoice-undeliverable",
             "invoice_undeliverable",
             json!({
@@ -121,12 +150,11 @@ pub async fn send_invoice(app: &App, number: &str) -> anyhow::Result<Sent> {
         )
         .await?;
     }
-    tx.commit().await?;
-    app.ingestor.outbox_ready.notify_one();
     Ok(Sent {
         number: summary.number.clone(),
         mailed: reach.queued,
         undeliverable,
+        recipients: reach.recipients,
     })
 }
 
@@ -143,7 +171,8 @@ pub async fn send_quote(app: &App, number: &str) -> anyhow::Result<Sent> {
         Some(QuoteStatus::Draft) => {
             invoices::mark_quote_sent(&mut tx, quote.id, now).await?;
         }
-        Some(QuoteStatus::Sent) if today(app, now) <= quote.expiry_date => {}
+        Some(QuoteStatus::Sent)
+            if client_today(app, &mut tx, quote.client_id, now).await? <= quote.expiry_date => {}
         _ => {
             return Err(BillingError::WrongState(
                 number.to_string(),
@@ -180,6 +209,7 @@ pub async fn send_quote(app: &App, number: &str) -> anyhow::Result<Sent> {
         number: quote.number,
         mailed: reach.queued,
         undeliverable: reach.queued == 0,
+        recipients: reach.recipients,
     })
 }
 

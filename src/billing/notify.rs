@@ -32,6 +32,8 @@ pub struct BillingMail<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reach {
     pub queued: usize,
+    /// The addresses it was queued for (for `jobs run --dry-run`; never logged).
+    pub recipients: Vec<String>,
     /// The client has billing contacts and every one of them is on the
     /// suppression list (a hard bounce): the document did not reach billing.
     pub billing_unreachable: bool,
@@ -107,7 +109,10 @@ pub async fn mail_billing_contacts(
                 now_ms,
             )
             .await?;
-        reach.queued += usize::from(queued.is_some());
+        if queued.is_some() {
+            reach.queued += 1;
+            reach.recipients.push(person.email.clone());
+        }
     }
     reach.billing_unreachable = billing > 0 && billing == billing_suppressed;
     Ok(reach)

@@ -6,8 +6,8 @@
 
 use serde_json::json;
 
-use super::notify::{mail_billing_contacts, BillingMail};
-use super::today;
+use super::client_today;
+use super::notify::{mail_billing_contacts, BillingMail, Reach};
 use crate::app::App;
 use crate::db::contacts;
 use crate::db::invoices::invoice_by_id;
@@ -44,8 +44,8 @@ impl Settlement {
     }
 }
 
-/// Applies `outcome` to `payment`. Returns false, changing nothing, when the
-/// payment was already past that point.
+/// Applies `outcome` to `payment`. Returns who was mailed, or `None`,
+/// changing nothing, when the payment was already past that point.
 pub async fn settle(
     app: &App,
     tx: &mut Conn,
@@ -53,8 +53,8 @@ pub async fn settle(
     outcome: Settlement,
     method: Option<&str>,
     now_ms: i64,
-) -> anyhow::Result<bool> {
-    let day = today(app, now_ms);
+) -> anyhow::Result<Option<Reach>> {
+    let day = client_today(app, tx, payment.client_id, now_ms).await?;
     let mut excess = 0;
     let mut allocations = payment.allocations.clone();
     if outcome == Settlement::Succeeded {
@@ -82,7 +82,7 @@ pub async fn settle(
     )
     .await?;
     if !moved {
-        return Ok(false);
+        return Ok(None);
     }
     let mut invoices = Vec::new();
     for a in &allocations {
@@ -108,7 +108,7 @@ pub async fn settle(
         .await?;
     }
     let (kind, template) = match outcome {
-        Settlement::Processing => return Ok(true),
+        Settlement::Processing => return Ok(Some(Reach::default())),
         Settlement::Succeeded => ("payment-received", "payment_received"),
         Settlement::Failed => ("payment-failed", "payment_failed"),
     };
@@ -125,7 +125,7 @@ pub async fn settle(
         .await?
         .unwrap_or_default();
     let method = method.unwrap_or(&payment.method);
-    mail_billing_contacts(
+    let reach = mail_billing_contacts(
         app,
         tx,
         payment.client_id,
@@ -146,7 +146,7 @@ pub async fn settle(
         now_ms,
     )
     .await?;
-    Ok(true)
+    Ok(Some(reach))
 }
 
 /// How a payment method reads in a mail or on a page.

@@ -117,7 +117,10 @@ async fn checkout_payment(
         return Ok(WebhookOutcome::Duplicate);
     }
     let method = method.as_ref().map(method_name);
-    if !settle(app, &mut tx, &payment, outcome, method, now).await? {
+    if settle(app, &mut tx, &payment, outcome, method, now)
+        .await?
+        .is_none()
+    {
         // Recorded as seen (committed below), but the payment had moved on.
         tx.commit().await?;
         return Ok(WebhookOutcome::Ignored("the payment is past that point"));

@@ -290,3 +290,34 @@ pub async fn upsert_imported_contact(
         }
     }
 }
+
+/// The IANA time zone stored for a client, if any.
+pub async fn client_timezone(
+    conn: &mut AnyConnection,
+    client_id: i64,
+) -> Result<Option<String>, DbError> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT timezone FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.and_then(|r| r.0))
+}
+
+/// Sets a client's time zone (an IANA name checked by the caller); an
+/// unchanged zone is not written.
+pub async fn set_client_timezone(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    timezone: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE clients SET timezone = $1 WHERE id = $2 \
+         AND (timezone IS NULL OR timezone <> $1)",
+    )
+    .bind(timezone)
+    .bind(client_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

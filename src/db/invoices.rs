@@ -554,3 +554,100 @@ pub async fn decide_quote(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// An invoice the dunning planner considers: published, unpaid, not
+/// disputed, with its client's time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DunningCandidate {
+    pub id: i64,
+    pub number: String,
+    pub client_id: i64,
+    pub due_date: String,
+    pub client_timezone: Option<String>,
+}
+
+/// Every invoice that may need a payment reminder.
+pub async fn dunning_candidates(
+    conn: &mut AnyConnection,
+) -> Result<Vec<DunningCandidate>, DbError> {
+    let rows: Vec<(i64, String, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT i.id, i.number, i.client_id, i.due_date, c.timezone \
+         FROM invoices i JOIN clients c ON c.id = i.client_id \
+         WHERE i.status IN ('sent', 'partial', 'overdue') AND i.disputed = 0 \
+         AND i.total_minor > i.paid_minor",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DunningCandidate {
+            id: r.0,
+            number: r.1,
+            client_id: r.2,
+            due_date: r.3,
+            client_timezone: r.4,
+        })
+        .collect())
+}
+
+/// Whether staff marked invoice `id` as disputed by the client.
+pub async fn is_disputed(conn: &mut AnyConnection, id: i64) -> Result<bool, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT disputed FROM invoices WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some_and(|r| r.0 != 0))
+}
+
+/// Marks invoice `id` disputed (reminders stop) or not.
+pub async fn set_disputed(
+    conn: &mut AnyConnection,
+    id: i64,
+    disputed: bool,
+    now: Millis,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE invoices SET disputed = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(disputed))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A sent or partly paid invoice past its due date becomes overdue.
+pub async fn mark_overdue(conn: &mut AnyConnection, id: i64, now: Millis) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE invoices SET status = 'overdue', updated_at = $1 \
+         WHERE id = $2 AND status IN ('sent', 'partial')",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Links a generated invoice to the recurring definition it came from.
+pub async fn set_recurring_origin(
+    conn: &mut AnyConnection,
+    invoice_id: i64,
+    recurring_id: i64,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE invoices SET recurring_id = $1 WHERE id = $2")
+        .bind(recurring_id)
+        .bind(invoice_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The recurring definition invoice `id` was generated from, if any.
+pub async fn recurring_origin(conn: &mut AnyConnection, id: i64) -> Result<Option<i64>, DbError> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT recurring_id FROM invoices WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.and_then(|r| r.0))
+}

@@ -7,8 +7,10 @@
 
 pub mod contacts;
 pub mod conversation;
+pub mod expiring;
 pub mod inbound;
 pub mod invoices;
+pub mod job_runs;
 pub mod link_opens;
 pub mod outbox;
 pub mod payment_methods;

@@ -476,3 +476,22 @@ pub async fn record_webhook_event(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The payment of `client_id` recorded under our own `reference` (an
+/// auto-pay attempt's idempotency key), if one was.
+pub async fn payment_with_reference(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    reference: &str,
+) -> Result<Option<PaymentRecord>, DbError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM payments WHERE client_id = $1 AND reference = $2")
+            .bind(client_id)
+            .bind(reference)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match row {
+        Some((id,)) => payment_by_id(conn, id).await,
+        None => Ok(None),
+    }
+}

@@ -1,6 +1,7 @@
 //! Invoice and quote states. "Opened" is deliberately not one: a mail
 //! scanner opens links too, so an open proves nothing.
 
+use chrono::{Datelike, Months, NaiveDate};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -162,6 +163,26 @@ impl Frequency {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
+    pub fn months(self) -> u32 {
+        match self {
+            Self::Monthly => 1,
+            Self::Quarterly => 3,
+            Self::Yearly => 12,
+        }
+    }
+
+    /// The bill date after `current` for a series started on day
+    /// `anchor_day` of the month: a series started on the 31st bills on the
+    /// last day of shorter months and returns to the 31st after them
+    /// (31 Jan → 28 Feb → 31 Mar), instead of drifting to the 28th for good.
+    pub fn next_bill_date(self, current: NaiveDate, anchor_day: u32) -> Option<NaiveDate> {
+        let first = current
+            .with_day(1)?
+            .checked_add_months(Months::new(self.months()))?;
+        let last_day = first.checked_add_months(Months::new(1))?.pred_opt()?.day();
+        first.with_day(anchor_day.clamp(1, 31).min(last_day))
+    }
+
     /// Shown to the client.
     pub fn label(self) -> &'static str {
         match self {
@@ -175,6 +196,49 @@ impl Frequency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn bill_dates_keep_their_day_through_short_months() {
+        let monthly = Frequency::Monthly;
+        let mut d = date("2027-01-31");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            d = monthly.next_bill_date(d, 31).unwrap();
+            seen.push(d.to_string());
+        }
+        assert_eq!(
+            seen,
+            ["2027-02-28", "2027-03-31", "2027-04-30", "2027-05-31"]
+        );
+        assert_eq!(
+            monthly.next_bill_date(date("2028-01-30"), 30),
+            Some(date("2028-02-29"))
+        );
+        assert_eq!(
+            Frequency::Quarterly.next_bill_date(date("2026-11-30"), 30),
+            Some(date("2027-02-28"))
+        );
+        assert_eq!(
+            Frequency::Quarterly.next_bill_date(date("2027-02-28"), 30),
+            Some(date("2027-05-30"))
+        );
+        assert_eq!(
+            Frequency::Yearly.next_bill_date(date("2028-02-29"), 29),
+            Some(date("2029-02-28"))
+        );
+        assert_eq!(
+            Frequency::Yearly.next_bill_date(date("2029-02-28"), 29),
+            Some(date("2030-02-28"))
+        );
+        assert_eq!(
+            monthly.next_bill_date(date("2026-12-15"), 15),
+            Some(date("2027-01-15"))
+        );
+    }
 
     #[test]
     fn statuses_round_trip_and_opened_is_not_one() {

@@ -48,6 +48,9 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "payment_received",
     "payment_failed",
     "quote_sent",
+    "invoice_reminder",
+    "expiry_alert",
+    "card_expiring",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

@@ -42,15 +42,33 @@ async fn holder(
     }
 }
 
-/// The client's calendar day, as stored dates are written.
-fn today(state: &WebState) -> String {
-    crate::billing::today(&state.app, state.app.clock.now_millis())
+/// The client's calendar day, in its time zone, as stored dates are written.
+async fn today(state: &WebState, client_id: i64) -> anyhow::Result<String> {
+    let mut conn = state.app.db.conn().await?;
+    crate::billing::client_today(
+        &state.app,
+        &mut conn,
+        client_id,
+        state.app.clock.now_millis(),
+    )
+    .await
 }
 
-fn page(state: &WebState, q: &QuoteDetail, notice: Option<&str>) -> Response {
+/// Whether quote `q` is past its last valid day (an unreadable clock or
+/// database counts as not expired here; the decision re-checks).
+async fn expired(state: &WebState, q: &QuoteDetail) -> Result<bool, Response> {
+    match today(state, q.client_id).await {
+        Ok(day) => Ok(day > q.expiry_date),
+        Err(e) => {
+            tracing::error!(error = %e, "quote page: database");
+            Err(state.pages.unavailable())
+        }
+    }
+}
+
+fn page(state: &WebState, q: &QuoteDetail, notice: Option<&str>, expired: bool) -> Response {
     let cur = q.currency.as_str();
     let status = QuoteStatus::parse(&q.status);
-    let expired = today(state) > q.expiry_date;
     let open = status == Some(QuoteStatus::Sent) && !expired;
     let label = match status {
         Some(QuoteStatus::Sent) if expired => "Expired",
@@ -93,7 +111,10 @@ pub(crate) async fn show(
     headers: HeaderMap,
 ) -> Response {
     match holder(&state, &headers, &number).await {
-        Ok((_, q)) => page(&state, &q, None),
+        Ok((_, q)) => match expired(&state, &q).await {
+            Ok(expired) => page(&state, &q, None, expired),
+            Err(response) => response,
+        },
         Err(response) => response,
     }
 }
@@ -127,12 +148,16 @@ pub(crate) async fn decide(
         "decline" => QuoteStatus::Declined,
         _ => return (StatusCode::BAD_REQUEST, "unknown decision").into_response(),
     };
-    if today(&state) > quote.expiry_date {
+    let is_expired = match expired(&state, &quote).await {
+        Ok(e) => e,
+        Err(response) => return response,
+    };
+    if is_expired {
         let notice = format!(
             "This quote was valid until {}; please ask us for a new one.",
             quote.expiry_date
         );
-        return page(&state, &quote, Some(&notice));
+        return page(&state, &quote, Some(&notice), true);
     }
     match record_decision(&state, &quote, &contact, decision).await {
         Ok(true) => {
@@ -147,6 +172,7 @@ pub(crate) async fn decide(
             &state,
             &quote,
             Some("This quote has been decided already; nothing was changed."),
+            false,
         ),
         Err(e) => {
             tracing::error!(error = %e, "quote decision failed");

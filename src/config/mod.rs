@@ -22,6 +22,9 @@ use serde::Deserialize;
 use crate::domain::{EmailAddress, Priority};
 use crate::payments::PaymentMethodKind;
 
+pub mod schedules;
+pub use schedules::{CompanyConfig, CronSchedule, JobSchedule, SchedulesConfig};
+
 /// The environment prefix of overrides.
 pub const ENV_PREFIX: &str = "POSTDESK__";
 
@@ -66,6 +69,10 @@ pub struct Config {
     /// How to pay when no provider is configured (`payments.instructions`),
     /// e.g. bank details; shown on invoice pages.
     pub payment_instructions: Option<String>,
+    /// The company's time zone (`[company]`).
+    pub company: CompanyConfig,
+    /// When the scheduled jobs run (`[schedules]`).
+    pub schedules: SchedulesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +277,10 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     payments: RawPayments,
+    #[serde(default)]
+    company: schedules::RawCompany,
+    #[serde(default)]
+    schedules: schedules::RawSchedules,
 }
 
 #[derive(Deserialize)]
@@ -943,6 +954,8 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         ));
     }
 
+    let company = schedules::validate_company(raw.company, &err)?;
+    let schedules = schedules::validate_schedules(raw.schedules, &err)?;
     let payment_instructions = raw
         .payments
         .instructions
@@ -1000,6 +1013,8 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         },
         payments,
         payment_instructions,
+        company,
+        schedules,
     })
 }
 
