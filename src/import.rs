@@ -1,5 +1,6 @@
-//! `postdesk import FILE.json`: clients, their domains and contacts,
-//! invoices, quotes and recurring invoice definitions. Idempotent: importing the same file twice leaves the database
+//! `postdesk import FILE.json`: clients (with their time zone), their
+//! domains and contacts, invoices, quotes, recurring invoice definitions,
+//! and what expires: domains, certificates, asset warranties, contracts. Idempotent: importing the same file twice leaves the database
 //! exactly as after the first time (unchanged rows are not written at all;
 //! an invoice whose number exists is left as it is). Everything is checked
 //! before anything is written, and errors name the file and the JSON path.
@@ -19,6 +20,7 @@
 use serde::Deserialize;
 
 use crate::clock::Millis;
+use crate::db::expiring::{self, ItemKind, NewItem, Upserted};
 use crate::db::invoices::{self, NewInvoice, NewInvoiceLine, NewQuote};
 use crate::db::recurring::{self, NewRecurring};
 use crate::db::{contacts, Db, DbError};
@@ -27,7 +29,7 @@ use crate::domain::{
     Quantity, QuoteStatus, TaxRate, TaxRounding,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportFile {
     #[serde(default)]
@@ -38,6 +40,34 @@ pub struct ImportFile {
     pub quotes: Vec<ImportQuote>,
     #[serde(default)]
     pub recurring_invoices: Vec<ImportRecurring>,
+    #[serde(default)]
+    pub domains: Vec<ImportExpiring>,
+    #[serde(default)]
+    pub certificates: Vec<ImportExpiring>,
+    /// Assets by their warranty's end.
+    #[serde(default)]
+    pub assets: Vec<ImportExpiring>,
+    #[serde(default)]
+    pub contracts: Vec<ImportExpiring>,
+}
+
+/// A domain, certificate, asset (its warranty) or contract that expires.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportExpiring {
+    pub client: String,
+    /// The domain, the certificate's host name, the asset, the contract.
+    pub name: String,
+    /// The last day (for an asset: of its warranty).
+    pub expires_on: String,
+    /// Certificates only: read the real expiry over TLS at each run.
+    #[serde(default)]
+    pub probe: bool,
+    /// Certificates only: the port to probe (443 when absent).
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub notes: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +168,9 @@ impl Decimal {
 #[serde(deny_unknown_fields)]
 pub struct ImportClient {
     pub name: String,
+    /// The client's IANA time zone (`Europe/Berlin`); the company's when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
     #[serde(default)]
     pub domains: Vec<String>,
     #[serde(default)]
@@ -177,6 +210,9 @@ pub struct ImportSummary {
     pub quotes_kept: usize,
     pub recurring_invoices: usize,
     pub recurring_invoices_kept: usize,
+    /// Domains, certificates, assets and contracts added or given a new date.
+    pub expiring_items: usize,
+    pub expiring_items_kept: usize,
 }
 
 /// An invoice with every field typed and every amount computed.
@@ -246,6 +282,7 @@ fn validate_invoices(data: &ImportFile, file: &str) -> Result<Vec<ValidInvoice>,
 /// A validated import: every address and type parsed before anything is written.
 struct ValidClient {
     name: String,
+    timezone: Option<String>,
     domains: Vec<String>,
     contacts: Vec<(EmailAddress, Option<String>, ContactTypes)>,
 }
@@ -274,6 +311,15 @@ fn validate(data: &ImportFile, file: &str) -> Result<Vec<ValidClient>, ImportErr
                 "must not be empty".into(),
             ));
         }
+        let timezone = match &c.timezone {
+            Some(tz) => Some(
+                crate::config::schedules::parse_timezone(tz)
+                    .map_err(|e| invalid(format!("clients[{i}].timezone"), e))?
+                    .name()
+                    .to_string(),
+            ),
+            None => None,
+        };
         let mut domains = Vec::new();
         for (j, d) in c.domains.iter().enumerate() {
             // A domain is valid when an address in it is.
@@ -296,6 +342,7 @@ fn validate(data: &ImportFile, file: &str) -> Result<Vec<ValidClient>, ImportErr
         }
         out.push(ValidClient {
             name,
+            timezone,
             domains,
             contacts,
         });
@@ -527,10 +574,14 @@ pub async fn import(
     let invoices = validate_invoices(data, file)?;
     let quotes = validate_quotes(data, file)?;
     let recurring = validate_recurring(data, file)?;
+    let expiring = validate_expiring(data, file)?;
     let mut summary = ImportSummary::default();
     let mut tx = db.begin().await?;
     for c in &clients {
         let client_id = contacts::upsert_client(&mut tx, &c.name, now).await?;
+        if let Some(tz) = &c.timezone {
+            contacts::set_client_timezone(&mut tx, client_id, tz).await?;
+        }
         summary.clients += 1;
         for d in &c.domains {
             contacts::upsert_client_domain(&mut tx, client_id, d).await?;
@@ -600,6 +651,88 @@ pub async fn import(
             None => summary.recurring_invoices_kept += 1,
         }
     }
+    for v in expiring {
+        let client_id = contacts::find_client_by_name(&mut tx, &v.client)
+            .await?
+            .ok_or_else(|| ImportError::Invalid {
+                file: file.into(),
+                path: format!("{}.client", v.path),
+                message: format!("no client is called `{}`", v.client),
+            })?;
+        let item = NewItem {
+            client_id,
+            ..v.item
+        };
+        match expiring::upsert_item(&mut tx, &item, now).await? {
+            Upserted::Added | Upserted::Updated => summary.expiring_items += 1,
+            Upserted::Unchanged => summary.expiring_items_kept += 1,
+        }
+    }
     tx.commit().await.map_err(DbError::from)?;
     Ok(summary)
+}
+
+struct ValidExpiring {
+    /// The JSON path of the entry, for errors found while writing.
+    path: String,
+    client: String,
+    item: NewItem,
+}
+
+fn validate_expiring(data: &ImportFile, file: &str) -> Result<Vec<ValidExpiring>, ImportError> {
+    let invalid = |path: String, message: String| ImportError::Invalid {
+        file: file.into(),
+        path,
+        message,
+    };
+    let lists = [
+        ("domains", ItemKind::Domain, &data.domains),
+        ("certificates", ItemKind::Certificate, &data.certificates),
+        ("assets", ItemKind::Warranty, &data.assets),
+        ("contracts", ItemKind::Contract, &data.contracts),
+    ];
+    let mut out = Vec::new();
+    for (list, kind, entries) in lists {
+        for (i, e) in entries.iter().enumerate() {
+            let path = format!("{list}[{i}]");
+            let at = |field: &str| format!("{path}.{field}");
+            let name = e.name.trim().to_string();
+            if name.is_empty() || name.len() > 255 {
+                return Err(invalid(at("name"), "must be 1-255 characters".into()));
+            }
+            let expires_on = calendar_date(file, &at("expires_on"), &e.expires_on)?;
+            if kind != ItemKind::Certificate && (e.probe || e.port.is_some()) {
+                return Err(invalid(
+                    at(if e.probe { "probe" } else { "port" }),
+                    "only certificates can be probed".into(),
+                ));
+            }
+            if e.probe {
+                // The probe connects to the name: it must be a host name.
+                if !crate::schedule::cert_probe::is_probe_host(&name) {
+                    return Err(invalid(
+                        at("name"),
+                        "a probed certificate's name must be its host name".into(),
+                    ));
+                }
+            }
+            if e.port == Some(0) {
+                return Err(invalid(at("port"), "must be 1-65535".into()));
+            }
+            out.push(ValidExpiring {
+                client: e.client.trim().to_string(),
+                item: NewItem {
+                    client_id: 0,
+                    kind,
+                    name,
+                    expires_on,
+                    probe: e.probe,
+                    probe_port: e.port,
+                    notes: optional_text(&e.notes),
+                },
+                path,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -1198,6 +1198,85 @@ secret = "0123456789abcdef0123456789abcdef"
     }
 
     #[test]
+    fn schedules_default_and_bad_ones_name_their_key() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!(c.company.timezone, chrono_tz::UTC);
+        assert_eq!(c.schedules.dunning_stages, [-3, 0, 7, 14, 30]);
+        assert_eq!(c.schedules.expiry_days, [45, 30, 14, 7, 1]);
+        assert_eq!(c.schedules.autopay_attempts, 3);
+        assert_eq!(
+            c.schedules
+                .dunning
+                .cron
+                .as_ref()
+                .map(|c| c.expression.as_str()),
+            Some("0 9 * * *")
+        );
+
+        let c = load(
+            &format!(
+                "{MINIMAL}\n[company]\ntimezone = \"America/New_York\"\n\
+                 [schedules.dunning]\ncron = \"15 8 * * 1-5\"\nstages = [10, -5, 0]\n\
+                 [schedules.expiry]\nenabled = false\n"
+            ),
+            &[("POSTDESK__SCHEDULES__RECURRING__CRON", "0 7 1 * *")],
+        )
+        .unwrap();
+        assert_eq!(c.company.timezone.name(), "America/New_York");
+        assert_eq!(c.schedules.dunning_stages, [-5, 0, 10]);
+        assert!(c.schedules.expiry.cron.is_none());
+        assert_eq!(
+            c.schedules
+                .recurring
+                .cron
+                .as_ref()
+                .map(|c| c.expression.as_str()),
+            Some("0 7 1 * *")
+        );
+
+        for (extra, key, needle) in [
+            (
+                "[schedules.dunning]\ncron = \"0 9 * *\"\n",
+                "schedules.dunning.cron",
+                "expected 5 fields",
+            ),
+            (
+                "[schedules.recurring]\ncron = \"0 25 * * *\"\n",
+                "schedules.recurring.cron",
+                "not a valid cron expression",
+            ),
+            (
+                "[company]\ntimezone = \"Mars/Olympus_Mons\"\n",
+                "company.timezone",
+                "IANA time zone",
+            ),
+            (
+                "[schedules.autopay]\nattempts = 0\n",
+                "schedules.autopay.attempts",
+                "between 1 and 10",
+            ),
+            (
+                "[schedules.expiry]\ndays = [0]\n",
+                "schedules.expiry.days",
+                "between 1 and 3650",
+            ),
+        ] {
+            match load(&format!("{MINIMAL}\n{extra}"), &[]) {
+                Err(ConfigError::Key {
+                    key: k,
+                    message,
+                    file,
+                }) => {
+                    assert_eq!(k, key);
+                    assert_eq!(file, "test.toml");
+                    assert!(message.contains(needle), "{key}: {message}");
+                }
+                other => panic!("{key}: expected a key error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn environment_overrides_keys_and_array_entries() {
         let c = load(
             MINIMAL,

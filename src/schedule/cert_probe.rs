@@ -44,6 +44,11 @@ pub enum ProbeError {
     Unreadable(String),
 }
 
+/// Whether `name` can be probed: a DNS host name or an IP address.
+pub fn is_probe_host(name: &str) -> bool {
+    ServerName::try_from(name.to_string()).is_ok()
+}
+
 /// Connects to `host:port`, completes a TLS handshake with `host` as the
 /// server name, and reads the leaf certificate.
 pub async fn probe(

@@ -388,7 +388,9 @@ async fn mail_technical_contacts(
                     cc: Vec::new(),
                     ticket: None,
                     visibility: Visibility::System,
-                    automated: true,
+                    // Planned once per key, so no loop to brake: over a
+                    // rate limit it waits rather than being dropped.
+                    automated: false,
                     from_name: None,
                     in_reply_to: None,
                     extra_references: &[],

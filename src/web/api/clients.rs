@@ -45,9 +45,7 @@ pub(super) async fn create(State(state): State<WebState>, bytes: Bytes) -> ApiRe
         &state,
         ImportFile {
             clients: vec![client],
-            invoices: Vec::new(),
-            quotes: Vec::new(),
-            recurring_invoices: Vec::new(),
+            ..ImportFile::default()
         },
     )
     .await?;
@@ -86,6 +84,7 @@ pub(super) async fn add_contact(State(state): State<WebState>, bytes: Bytes) -> 
         ImportFile {
             clients: vec![ImportClient {
                 name: client,
+                timezone: None,
                 domains: Vec::new(),
                 contacts: vec![ImportContact {
                     name: new.name,
@@ -93,9 +92,7 @@ pub(super) async fn add_contact(State(state): State<WebState>, bytes: Bytes) -> 
                     types: new.types,
                 }],
             }],
-            invoices: Vec::new(),
-            quotes: Vec::new(),
-            recurring_invoices: Vec::new(),
+            ..ImportFile::default()
         },
     )
     .await?;

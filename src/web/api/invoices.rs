@@ -48,10 +48,8 @@ pub(super) async fn create(State(state): State<WebState>, bytes: Bytes) -> ApiRe
     let summary = run_import(
         &state,
         ImportFile {
-            clients: Vec::new(),
             invoices: vec![invoice],
-            quotes: Vec::new(),
-            recurring_invoices: Vec::new(),
+            ..ImportFile::default()
         },
     )
     .await?;
@@ -89,6 +87,38 @@ pub(super) async fn void(State(state): State<WebState>, Path(number): Path<Strin
         ));
     }
     ok(json!({ "number": number, "status": "cancelled" }))
+}
+
+/// "Send reminder now": the reminder counts as the dunning stage that is due.
+pub(super) async fn remind(State(state): State<WebState>, Path(number): Path<String>) -> ApiResult {
+    match crate::schedule::dunning::send_now(&state.app, &number).await {
+        Ok(report) => ok(report),
+        Err(e) => Err(billing_error(e)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DisputeBody {
+    disputed: bool,
+}
+
+/// Marks an invoice disputed by the client (reminders and auto-pay stop) or
+/// settles the dispute.
+pub(super) async fn dispute(
+    State(state): State<WebState>,
+    Path(number): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let body: DisputeBody = body(&bytes)?;
+    let now = state.app.clock.now_millis();
+    let mut tx = state.app.db.begin().await?;
+    let invoice = invoices::invoice_by_number(&mut tx, &number)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("invoice {number}")))?;
+    invoices::set_disputed(&mut tx, invoice.id, body.disputed, now).await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    ok(json!({ "number": number, "disputed": body.disputed }))
 }
 
 #[derive(serde::Deserialize)]
@@ -149,10 +179,8 @@ pub(super) async fn create_quote(State(state): State<WebState>, bytes: Bytes) ->
     let summary = run_import(
         &state,
         ImportFile {
-            clients: Vec::new(),
-            invoices: Vec::new(),
             quotes: vec![quote],
-            recurring_invoices: Vec::new(),
+            ..ImportFile::default()
         },
     )
     .await?;

@@ -31,6 +31,8 @@ pub(super) fn router(state: WebState) -> Router<WebState> {
         .route("/invoices/{number}", get(invoices::show))
         .route("/invoices/{number}/send", post(invoices::send))
         .route("/invoices/{number}/void", post(invoices::void))
+        .route("/invoices/{number}/remind", post(invoices::remind))
+        .route("/invoices/{number}/dispute", post(invoices::dispute))
         .route("/invoices/{number}/payments", post(invoices::pay))
         .route("/quotes", post(invoices::create_quote))
         .route("/quotes/{number}", get(invoices::show_quote))
