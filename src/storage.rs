@@ -132,6 +132,20 @@ impl BlobStore {
             source,
         })
     }
+
+    /// Deletes a blob (the retention purge); false when it was not there.
+    pub fn remove(&self, kind: BlobKind, sha256: &str) -> Result<bool, StorageError> {
+        let path = self.path_of(kind, sha256);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StorageError::Io {
+                action: "delete",
+                path,
+                source,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -147,6 +161,9 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a, sha256_hex(b"hello"));
         assert_eq!(store.get(BlobKind::RawMail, &a).unwrap(), b"hello");
+        assert!(store.remove(BlobKind::RawMail, &a).unwrap());
+        assert!(!store.remove(BlobKind::RawMail, &a).unwrap());
+        assert!(store.get(BlobKind::RawMail, &a).is_err());
         store.sync_all().unwrap();
     }
 }

@@ -1022,3 +1022,225 @@ async fn a_dry_run_reports_who_would_get_what_and_writes_nothing() {
     assert!(w.runs("dunning").await.is_empty());
     assert_eq!(w.invoice(&number).await.status, "sent");
 }
+
+/// Opens a ticket from Alice at the world's current time; returns (id, number).
+async fn open_ticket(w: &World, subject: &str) -> (i64, String) {
+    let raw = simple_mail(
+        &w.addr("alice"),
+        &w.t.support,
+        subject,
+        &format!("{}-{}@customer.test", subject.replace(' ', "-"), w.t.tag),
+        "The printer is on fire.",
+    );
+    let number = match ingest(&w.app, &raw).await {
+        postdesk::mail::ingest::Outcome::TicketCreated { ticket, .. } => ticket,
+        other => panic!("expected a ticket, got {other:?}"),
+    };
+    let mut conn = w.app.db.conn().await.unwrap();
+    let id = postdesk::db::conversation::ticket_by_number(&mut conn, &number)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    (id, number)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sla_watch_counts_working_time_and_alerts_once_per_stage() {
+    let w = world("[company]\ntimezone = \"Europe/Berlin\"\nholidays = [\"2026-12-07\"]\n").await;
+    w.import_client(None).await;
+    // Friday 4 December, 16:45 in Berlin; Monday the 7th is a holiday.
+    w.clock.set(ms("2026-12-04T15:45:00Z"));
+    let (id, number) = open_ticket(&w, "Printer down").await;
+    let (answered_id, _) = open_ticket(&w, "Mail slow").await;
+    {
+        let mut conn = w.app.db.conn().await.unwrap();
+        let watched = postdesk::db::ticket_watch::watched(&mut conn, id)
+            .await
+            .unwrap()
+            .unwrap();
+        // Medium: 2 working hours = 15 min on Friday + 105 min from Tuesday 09:00.
+        assert_eq!(
+            watched.first_response_due_at,
+            Some(ms("2026-12-08T10:45:00+01:00"))
+        );
+        postdesk::db::conversation::staff_responded(
+            &mut conn,
+            answered_id,
+            ms("2026-12-04T16:00:00Z"),
+        )
+        .await
+        .unwrap();
+    }
+    // Monday (a holiday) and Tuesday morning: nothing yet.
+    for at in ["2026-12-07T12:00:00Z", "2026-12-08T09:29:00Z"] {
+        assert!(w.pass(JobKind::Sla, at).await.runs.is_empty(), "{at}");
+    }
+    for _ in 0..20 {
+        w.pass(JobKind::Sla, "2026-12-08T09:31:00Z").await;
+    }
+    for _ in 0..20 {
+        w.pass(JobKind::Sla, "2026-12-08T09:46:00Z").await;
+    }
+    let alerts = w.outbox("sla-alert").await;
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    assert!(alerts.iter().all(|a| a.recipients == [w.t.staff.clone()]));
+    assert!(
+        alerts[0].subject.contains("due in 14 min"),
+        "{}",
+        alerts[0].subject
+    );
+    assert!(
+        alerts[1].subject.contains("overdue"),
+        "{}",
+        alerts[1].subject
+    );
+    assert!(alerts
+        .iter()
+        .all(|a| a.ticket.as_deref() == Some(number.as_str())));
+    assert_eq!(
+        stages(&w.runs("sla").await),
+        [("due-soon", RunStatus::Done), ("breached", RunStatus::Done)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_waiting_on_the_client_is_reminded_then_closed() {
+    let w = world("").await;
+    w.import_client(None).await;
+    let t0 = ms("2026-12-01T10:00:00Z");
+    w.clock.set(t0);
+    let (waits, number) = open_ticket(&w, "Need your password policy").await;
+    let (answered, _) = open_ticket(&w, "Need your VPN list").await;
+    {
+        let mut conn = w.app.db.conn().await.unwrap();
+        use postdesk::domain::TicketStatus;
+        for id in [waits, answered] {
+            postdesk::db::conversation::set_status(
+                &mut conn,
+                id,
+                TicketStatus::WaitingOnClient,
+                t0,
+            )
+            .await
+            .unwrap();
+        }
+        // Setting it again later does not restart the wait.
+        postdesk::db::conversation::set_status(
+            &mut conn,
+            waits,
+            TicketStatus::WaitingOnClient,
+            t0 + 3_600_000,
+        )
+        .await
+        .unwrap();
+        // The client answered the other one on day 2.
+        postdesk::db::conversation::set_status(
+            &mut conn,
+            answered,
+            TicketStatus::Open,
+            t0 + 86_400_000,
+        )
+        .await
+        .unwrap();
+    }
+    let day = |n: i64| t0 + n * 86_400_000;
+    assert!(w.pass_ms(JobKind::Waiting, day(2)).await.runs.is_empty());
+    let reminded = w.pass_ms(JobKind::Waiting, day(3)).await;
+    assert_eq!(reminded.runs.len(), 1, "{reminded:#?}");
+    assert!(w.pass_ms(JobKind::Waiting, day(5)).await.runs.is_empty());
+    let closed = w.pass_ms(JobKind::Waiting, day(7)).await;
+    assert_eq!(closed.runs.len(), 1, "{closed:#?}");
+    assert!(w.pass_ms(JobKind::Waiting, day(9)).await.runs.is_empty());
+
+    let reminders = w.outbox("waiting-reminder").await;
+    let closings = w.outbox("auto-closed").await;
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(closings.len(), 1);
+    assert_eq!(reminders[0].recipients, [w.addr("alice")]);
+    assert_eq!(reminders[0].ticket.as_deref(), Some(number.as_str()));
+    let mut conn = w.app.db.conn().await.unwrap();
+    for (id, want) in [(waits, "closed"), (answered, "open")] {
+        let watched = postdesk::db::ticket_watch::watched(&mut conn, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(watched.status, want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_mail_past_its_retention_is_deleted_and_the_ticket_stays() {
+    let w = world("[schedules.purge]\nraw_mail_days = 30\n").await;
+    w.import_client(None).await;
+    w.clock.set(ms("2026-10-01T10:00:00Z"));
+    let raw = simple_mail(
+        &w.addr("alice"),
+        &w.t.support,
+        "Old question",
+        &format!("old-{}@customer.test", w.t.tag),
+        "Still there?",
+    );
+    let number = match ingest(&w.app, &raw).await {
+        postdesk::mail::ingest::Outcome::TicketCreated { ticket, .. } => ticket,
+        other => panic!("{other:?}"),
+    };
+    w.clock.set(ms("2026-10-25T10:00:00Z"));
+    let recent = simple_mail(
+        &w.addr("alice"),
+        &w.t.support,
+        "New question",
+        &format!("new-{}@customer.test", w.t.tag),
+        "Hello again",
+    );
+    ingest(&w.app, &recent).await;
+    let old_sha = postdesk::storage::sha256_hex(&raw);
+    let new_sha = postdesk::storage::sha256_hex(&recent);
+    let store = &w.app.ingestor.store;
+    use postdesk::storage::BlobKind;
+    assert!(store.get(BlobKind::RawMail, &old_sha).is_ok());
+
+    let at = ms("2026-11-05T03:30:00Z");
+    let preview = run_pass(
+        &w.app,
+        &w.worker,
+        JobKind::Purge,
+        at,
+        true,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        preview.runs[0]
+            .why
+            .starts_with("would delete 1 raw messages"),
+        "{preview:#?}"
+    );
+    assert!(
+        store.get(BlobKind::RawMail, &old_sha).is_ok(),
+        "a dry run deletes nothing"
+    );
+
+    let done = w.pass_ms(JobKind::Purge, at).await;
+    assert!(
+        done.runs[0].why.starts_with("deleted 1 raw messages"),
+        "{done:#?}"
+    );
+    assert!(store.get(BlobKind::RawMail, &old_sha).is_err());
+    assert!(store.get(BlobKind::RawMail, &new_sha).is_ok());
+    assert!(w
+        .pass_ms(JobKind::Purge, at + 3_600_000)
+        .await
+        .runs
+        .is_empty());
+    // The ticket and its text are kept.
+    let mut conn = w.app.db.conn().await.unwrap();
+    let number =
+        postdesk::domain::TicketNumber::parse(&w.app.config.tickets.prefix, &number).unwrap();
+    let ticket = postdesk::db::tickets::show_ticket(&mut conn, &number)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ticket.messages[0].text.contains("Still there?"));
+}

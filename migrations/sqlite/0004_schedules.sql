@@ -50,3 +50,13 @@ CREATE TABLE expiring_items (
     UNIQUE (client_id, kind, name)
 );
 CREATE INDEX expiring_items_due ON expiring_items(active, expires_on);
+
+-- Since when a ticket waits on the client (set when it enters
+-- waiting-on-client, cleared when it leaves): the reminder and the
+-- auto-close count from here, and their runs are keyed by it, so a ticket
+-- that waits again later is reminded again.
+ALTER TABLE tickets ADD COLUMN waiting_since BIGINT;
+-- When the raw message was deleted by the retention purge (the ticket's
+-- text, HTML and attachments stay).
+ALTER TABLE messages ADD COLUMN raw_purged_at BIGINT;
+CREATE INDEX tickets_watch ON tickets(status, first_response_at);

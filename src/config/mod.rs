@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::{EmailAddress, Priority};
+use crate::domain::{BusinessHours, EmailAddress, Priority};
 use crate::payments::PaymentMethodKind;
 
 pub mod schedules;
@@ -143,21 +143,41 @@ pub struct TicketsConfig {
     pub reopen_days: u32,
 }
 
-/// Expected first-response times per priority.
+/// Expected first-response times per priority, in working time
+/// (`[company]` business hours).
 #[derive(Debug, Clone)]
 pub struct SlaConfig {
     pub high: Duration,
     pub medium: Duration,
-    pub low: Duration,
+    /// `None`: by the end of the working day (the default).
+    pub low: Option<Duration>,
 }
 
 impl SlaConfig {
-    pub fn first_response(&self, priority: Priority) -> Duration {
+    /// The working time allowed for a first response; `None`: the rest of
+    /// the working day.
+    pub fn first_response(&self, priority: Priority) -> Option<Duration> {
         match priority {
-            Priority::High => self.high,
-            Priority::Medium => self.medium,
+            Priority::High => Some(self.high),
+            Priority::Medium => Some(self.medium),
             Priority::Low => self.low,
         }
+    }
+
+    /// When a first response to a ticket of `priority` opened at `opened`
+    /// is due, counted in `hours`.
+    pub fn first_response_due(
+        &self,
+        priority: Priority,
+        opened: i64,
+        hours: &BusinessHours,
+    ) -> i64 {
+        let start = chrono::DateTime::from_timestamp_millis(opened).unwrap_or_default();
+        let due = match self.first_response(priority) {
+            Some(d) => hours.add_working_minutes(start, (d.as_secs() / 60) as i64),
+            None => hours.end_of_working_day(start),
+        };
+        due.timestamp_millis()
     }
 }
 
@@ -402,15 +422,16 @@ struct RawSla {
     high_minutes: u64,
     #[serde(default = "default_sla_medium")]
     medium_minutes: u64,
-    #[serde(default = "default_sla_low")]
-    low_minutes: u64,
+    /// Absent: by the end of the working day.
+    #[serde(default)]
+    low_minutes: Option<u64>,
 }
 impl Default for RawSla {
     fn default() -> Self {
         Self {
             high_minutes: default_sla_high(),
             medium_minutes: default_sla_medium(),
-            low_minutes: default_sla_low(),
+            low_minutes: None,
         }
     }
 }
@@ -419,11 +440,6 @@ fn default_sla_high() -> u64 {
 }
 fn default_sla_medium() -> u64 {
     120
-}
-fn default_sla_low() -> u64 {
-    // One business day of eight hours; business-hours calendars come with the
-    // scheduler.
-    480
 }
 
 #[derive(Deserialize)]
@@ -987,7 +1003,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         sla: SlaConfig {
             high: Duration::from_secs(raw.sla.high_minutes * 60),
             medium: Duration::from_secs(raw.sla.medium_minutes * 60),
-            low: Duration::from_secs(raw.sla.low_minutes * 60),
+            low: raw.sla.low_minutes.map(|m| Duration::from_secs(m * 60)),
         },
         web: WebConfig {
             listen: raw.web.listen,
@@ -1259,6 +1275,31 @@ secret = "0123456789abcdef0123456789abcdef"
                 "[schedules.expiry]\ndays = [0]\n",
                 "schedules.expiry.days",
                 "between 1 and 3650",
+            ),
+            (
+                "[schedules.waiting]\nremind_after_days = 5\nclose_after_days = 5\n",
+                "schedules.waiting.close_after_days",
+                "more than remind_after_days",
+            ),
+            (
+                "[schedules.purge]\nraw_mail_days = 1\n",
+                "schedules.purge.raw_mail_days",
+                "at least 7",
+            ),
+            (
+                "[company]\nbusiness_hours = \"17:00-09:00\"\n",
+                "company.business_hours",
+                "closing time must be after opening time",
+            ),
+            (
+                "[company]\nbusiness_days = [\"mon\", \"funday\"]\n",
+                "company.business_days[1]",
+                "not a weekday",
+            ),
+            (
+                "[company]\nholidays = [\"25.12.2026\"]\n",
+                "company.holidays[0]",
+                "not a date",
             ),
         ] {
             match load(&format!("{MINIMAL}\n{extra}"), &[]) {

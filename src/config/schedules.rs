@@ -8,11 +8,14 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::domain::BusinessHours;
 
-/// The time zone dates are computed in when a client has none of its own.
+/// The time zone dates are computed in when a client has none of its own,
+/// and the working time first responses are counted in.
 #[derive(Debug, Clone)]
 pub struct CompanyConfig {
     pub timezone: chrono_tz::Tz,
+    pub business_hours: BusinessHours,
 }
 
 /// A cron expression as written in the config, ready to compute fire times.
@@ -124,6 +127,17 @@ pub struct SchedulesConfig {
     pub expiry: JobSchedule,
     /// Days before an expiry that an alert goes out, descending.
     pub expiry_days: Vec<u32>,
+    /// First-response watch.
+    pub sla: JobSchedule,
+    /// "Due soon" this long before a first response is due.
+    pub sla_warning: std::time::Duration,
+    /// Waiting-on-client reminders and auto-close.
+    pub waiting: JobSchedule,
+    pub waiting_remind_after_days: u32,
+    pub waiting_close_after_days: u32,
+    /// Deletion of old raw mail.
+    pub purge: JobSchedule,
+    pub raw_mail_days: u32,
 }
 
 /// One job's cron, or `None` when the operator switched it off.
@@ -139,13 +153,31 @@ pub struct JobSchedule {
 pub(super) struct RawCompany {
     #[serde(default = "default_timezone")]
     timezone: String,
+    #[serde(default = "default_business_hours")]
+    business_hours: String,
+    #[serde(default = "default_business_days")]
+    business_days: Vec<String>,
+    /// Dates (`2026-12-25`) with no working time.
+    #[serde(default)]
+    holidays: Vec<String>,
 }
 impl Default for RawCompany {
     fn default() -> Self {
         Self {
             timezone: default_timezone(),
+            business_hours: default_business_hours(),
+            business_days: default_business_days(),
+            holidays: Vec::new(),
         }
     }
+}
+fn default_business_hours() -> String {
+    "09:00-17:00".into()
+}
+fn default_business_days() -> Vec<String> {
+    ["mon", "tue", "wed", "thu", "fri"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_timezone() -> String {
     "UTC".into()
@@ -162,6 +194,84 @@ pub(super) struct RawSchedules {
     autopay: RawAutopay,
     #[serde(default)]
     expiry: RawExpiry,
+    #[serde(default)]
+    sla: RawSla,
+    #[serde(default)]
+    waiting: RawWaiting,
+    #[serde(default)]
+    purge: RawPurge,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    cron: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_sla_warning")]
+    warn_minutes: u64,
+}
+impl Default for RawSla {
+    fn default() -> Self {
+        Self {
+            cron: None,
+            enabled: true,
+            warn_minutes: default_sla_warning(),
+        }
+    }
+}
+fn default_sla_warning() -> u64 {
+    15
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWaiting {
+    cron: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_remind_after")]
+    remind_after_days: u32,
+    #[serde(default = "default_close_after")]
+    close_after_days: u32,
+}
+impl Default for RawWaiting {
+    fn default() -> Self {
+        Self {
+            cron: None,
+            enabled: true,
+            remind_after_days: default_remind_after(),
+            close_after_days: default_close_after(),
+        }
+    }
+}
+fn default_remind_after() -> u32 {
+    3
+}
+fn default_close_after() -> u32 {
+    7
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPurge {
+    cron: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_raw_mail_days")]
+    raw_mail_days: u32,
+}
+impl Default for RawPurge {
+    fn default() -> Self {
+        Self {
+            cron: None,
+            enabled: true,
+            raw_mail_days: default_raw_mail_days(),
+        }
+    }
+}
+fn default_raw_mail_days() -> u32 {
+    365
 }
 
 #[derive(Deserialize, Default)]
@@ -255,7 +365,40 @@ pub(super) fn validate_company(
     err: &impl Fn(&str, String) -> ConfigError,
 ) -> Result<CompanyConfig, ConfigError> {
     let timezone = parse_timezone(&raw.timezone).map_err(|e| err("company.timezone", e))?;
-    Ok(CompanyConfig { timezone })
+    let (open, close) = BusinessHours::parse_hours(&raw.business_hours)
+        .map_err(|e| err("company.business_hours", e))?;
+    let mut days = [false; 7];
+    for (i, name) in raw.business_days.iter().enumerate() {
+        let day = BusinessHours::parse_day(name)
+            .map_err(|e| err(&format!("company.business_days[{i}]"), e))?;
+        days[day] = true;
+    }
+    if !days.contains(&true) {
+        return Err(err(
+            "company.business_days",
+            "must name at least one working day".into(),
+        ));
+    }
+    let mut holidays = std::collections::BTreeSet::new();
+    for (i, text) in raw.holidays.iter().enumerate() {
+        let day = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+            err(
+                &format!("company.holidays[{i}]"),
+                format!("`{text}` is not a date like 2026-12-25"),
+            )
+        })?;
+        holidays.insert(day);
+    }
+    Ok(CompanyConfig {
+        timezone,
+        business_hours: BusinessHours {
+            zone: timezone,
+            open,
+            close,
+            days,
+            holidays,
+        },
+    })
 }
 
 /// An IANA zone name such as `Europe/Berlin`.
@@ -298,6 +441,33 @@ pub(super) fn validate_schedules(
         "30 * * * *",
     )?;
     let expiry = job("expiry", raw.expiry.cron, raw.expiry.enabled, "0 8 * * *")?;
+    let sla = job("sla", raw.sla.cron, raw.sla.enabled, "*/5 * * * *")?;
+    let waiting = job(
+        "waiting",
+        raw.waiting.cron,
+        raw.waiting.enabled,
+        "0 10 * * *",
+    )?;
+    let purge = job("purge", raw.purge.cron, raw.purge.enabled, "30 3 * * *")?;
+    if raw.sla.warn_minutes > 24 * 60 {
+        return Err(err(
+            "schedules.sla.warn_minutes",
+            "must be at most 1440 (a day)".into(),
+        ));
+    }
+    let (remind, close) = (raw.waiting.remind_after_days, raw.waiting.close_after_days);
+    if remind == 0 || close <= remind {
+        return Err(err(
+            "schedules.waiting.close_after_days",
+            format!("must be more than remind_after_days ({remind}), which must be at least 1"),
+        ));
+    }
+    if raw.purge.raw_mail_days < 7 {
+        return Err(err(
+            "schedules.purge.raw_mail_days",
+            "must be at least 7: raw mail is the evidence of what arrived".into(),
+        ));
+    }
 
     let mut dunning_stages = raw.dunning.stages;
     dunning_stages.sort_unstable();
@@ -344,6 +514,13 @@ pub(super) fn validate_schedules(
         autopay_retry_days: raw.autopay.retry_days,
         expiry,
         expiry_days,
+        sla,
+        sla_warning: std::time::Duration::from_secs(raw.sla.warn_minutes * 60),
+        waiting,
+        waiting_remind_after_days: raw.waiting.remind_after_days,
+        waiting_close_after_days: raw.waiting.close_after_days,
+        purge,
+        raw_mail_days: raw.purge.raw_mail_days,
     })
 }
 

@@ -168,14 +168,51 @@ pub async fn set_status(
     now: Millis,
 ) -> Result<(), DbError> {
     let closed_at = (status == TicketStatus::Closed).then_some(now);
-    sqlx::query("UPDATE tickets SET status = $1, closed_at = $2, updated_at = $3 WHERE id = $4")
-        .bind(status.as_str())
-        .bind(closed_at)
-        .bind(now)
-        .bind(ticket_id)
-        .execute(&mut *conn)
-        .await?;
+    // Waiting on the client counts from when it started, not from the last
+    // time the status was set to the same.
+    let waiting_since = (status == TicketStatus::WaitingOnClient).then_some(now);
+    sqlx::query(
+        "UPDATE tickets SET status = $1, closed_at = $2, updated_at = $3, \
+         waiting_since = CASE WHEN $5 IS NULL THEN NULL ELSE COALESCE(waiting_since, $5) END \
+         WHERE id = $4",
+    )
+    .bind(status.as_str())
+    .bind(closed_at)
+    .bind(now)
+    .bind(ticket_id)
+    .bind(waiting_since)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
+}
+
+/// Sets when a ticket's first response is due (its priority changed
+/// before anyone answered).
+pub async fn set_first_response_due(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    due: Millis,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE tickets SET first_response_due_at = $1 WHERE id = $2 AND first_response_at IS NULL",
+    )
+    .bind(due)
+    .bind(ticket_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// When ticket `ticket_id` was opened.
+pub async fn opened_at(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+) -> Result<Option<Millis>, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT created_at FROM tickets WHERE id = $1")
+        .bind(ticket_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.0))
 }
 
 pub async fn set_priority(

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod payment_methods;
 pub mod payments;
 pub mod recurring;
+pub mod ticket_watch;
 pub mod tickets;
 
 use std::str::FromStr;

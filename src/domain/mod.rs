@@ -2,11 +2,13 @@
 //! one of these types at the edge (`EmailAddress::parse`, `Priority::parse`) and
 //! the core works with the typed value from then on.
 
+mod business_hours;
 mod email_address;
 mod invoice;
 mod money;
 mod ticket;
 
+pub use business_hours::BusinessHours;
 pub use email_address::{EmailAddress, EmailAddressError};
 pub use invoice::{Frequency, InvoiceStatus, PaymentStatus, QuoteStatus};
 pub use money::{

@@ -51,6 +51,9 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "invoice_reminder",
     "expiry_alert",
     "card_expiring",
+    "sla_alert",
+    "waiting_reminder",
+    "ticket_auto_closed",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

@@ -1,5 +1,6 @@
-//! The scheduler: dunning, recurring invoices, auto-pay and expiry alerts,
-//! each due action exactly once.
+//! The scheduler: dunning, recurring invoices, auto-pay, expiry alerts,
+//! the SLA watch, waiting-on-client reminders and auto-close, and the raw
+//! mail purge — each due action exactly once.
 //!
 //! A pass of a job has two halves. The *planner* looks at the business data
 //! as of an instant and records every action that is due as a job run keyed
@@ -24,7 +25,11 @@ pub mod cert_probe;
 pub mod dunning;
 pub mod expiry;
 pub mod listing;
+pub mod purge;
 pub mod recurring;
+pub mod sla;
+mod ticket_mail;
+pub mod waiting;
 
 use std::time::Duration;
 
@@ -57,12 +62,26 @@ pub enum JobKind {
     Autopay,
     /// Domain, certificate, warranty, contract and saved-card expiry alerts.
     Expiry,
+    /// First responses due soon or overdue.
+    Sla,
+    /// Tickets waiting on the client: reminder, then auto-close.
+    Waiting,
+    /// Deletion of raw mail past its retention.
+    Purge,
 }
 
 impl JobKind {
     /// In the order a daemon runs them when several are due at once: bill
     /// first, then charge, then remind about what is still open.
-    pub const ALL: [JobKind; 4] = [Self::Recurring, Self::Autopay, Self::Dunning, Self::Expiry];
+    pub const ALL: [JobKind; 7] = [
+        Self::Recurring,
+        Self::Autopay,
+        Self::Dunning,
+        Self::Expiry,
+        Self::Sla,
+        Self::Waiting,
+        Self::Purge,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +89,9 @@ impl JobKind {
             Self::Recurring => "recurring",
             Self::Autopay => "autopay",
             Self::Expiry => "expiry",
+            Self::Sla => "sla",
+            Self::Waiting => "waiting",
+            Self::Purge => "purge",
         }
     }
 
@@ -80,6 +102,9 @@ impl JobKind {
             Self::Recurring => &s.recurring,
             Self::Autopay => &s.autopay,
             Self::Expiry => &s.expiry,
+            Self::Sla => &s.sla,
+            Self::Waiting => &s.waiting,
+            Self::Purge => &s.purge,
         }
     }
 }
@@ -188,6 +213,9 @@ async fn plan(app: &App, tx: &mut Conn, kind: JobKind, at: Millis) -> anyhow::Re
         // Charges are planned by the invoices they pay (and their retries).
         JobKind::Autopay => Vec::new(),
         JobKind::Expiry => expiry::plan(app, tx, at).await?,
+        JobKind::Sla => sla::plan(app, tx, at).await?,
+        JobKind::Waiting => waiting::plan(app, tx, at).await?,
+        JobKind::Purge => purge::plan(app, tx, at).await?,
     };
     Ok(job_runs::plan_runs(tx, &runs, at).await?)
 }
@@ -205,6 +233,9 @@ async fn execute(
         "dunning" => Ok(vec![dunning::execute(app, tx, run, at).await?]),
         "recurring" => Ok(vec![recurring::execute(app, tx, run, at).await?]),
         "expiry" => expiry::execute(app, tx, worker, run, at).await,
+        "sla" => Ok(vec![sla::execute(app, tx, run, at).await?]),
+        "waiting" => Ok(vec![waiting::execute(app, tx, run, at).await?]),
+        "purge" => Ok(vec![purge::execute(app, tx, run, at).await?]),
         other => anyhow::bail!(
             "job run {} has kind {other}, which this worker does not do",
             run.id
@@ -251,10 +282,11 @@ pub async fn run_pass(
                 )
                 .await?;
                 let Some(run) = claimed else { break };
-                let runs = if kind == JobKind::Autopay {
-                    vec![autopay::preview(app, &mut tx, &run).await?]
-                } else {
-                    execute(app, &mut tx, worker, &run, at).await?
+                // What reaches outside the transaction is only described.
+                let runs = match kind {
+                    JobKind::Autopay => vec![autopay::preview(app, &mut tx, &run).await?],
+                    JobKind::Purge => vec![purge::preview(app, &mut tx, &run, at).await?],
+                    _ => execute(app, &mut tx, worker, &run, at).await?,
                 };
                 for r in &runs {
                     job_runs::finish(&mut tx, r.run_id, &worker.owner, r.status, &r.why, at)

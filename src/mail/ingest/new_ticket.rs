@@ -94,7 +94,6 @@ impl Ingestor {
             }
         }
         let reply_token = new_reply_token();
-        let sla = cfg.sla.first_response(priority);
         let mailbox_name = self
             .mailbox_of(&ctx.delivery.source)
             .map(|m| m.name.clone());
@@ -110,7 +109,11 @@ impl Ingestor {
                 requester_email: &requester,
                 mailbox: mailbox_name.as_deref(),
                 reply_token: &reply_token,
-                first_response_due_at: now + sla.as_millis() as i64,
+                first_response_due_at: cfg.sla.first_response_due(
+                    priority,
+                    now,
+                    &cfg.company.business_hours,
+                ),
                 now,
             },
         )
@@ -232,7 +235,10 @@ impl Ingestor {
             "branding": cfg.branding,
             "recipient_name": requester.name.clone().unwrap_or_else(|| requester.address.to_string()),
             "ticket": self.ticket_data(tx, ticket).await?,
-            "expected_response": describe_duration(cfg.sla.first_response(priority)),
+            "expected_response": match cfg.sla.first_response(priority) {
+                Some(d) => format!("{} (working hours)", describe_duration(d)),
+                None => "by the end of the working day".to_string(),
+            },
             "truncated": ctx.delivery.oversized_bytes.map(human_size),
         });
         let references = mail.thread_ids();

@@ -36,7 +36,19 @@ impl Ingestor {
             match c {
                 Command::Status(s) => new_status = Some(*s),
                 Command::Close => new_status = Some(TicketStatus::Closed),
-                Command::Priority(p) => conversation::set_priority(tx, ticket.id, *p, now).await?,
+                Command::Priority(p) => {
+                    conversation::set_priority(tx, ticket.id, *p, now).await?;
+                    // Unanswered: the first response is now due by the new
+                    // priority's target, counted from when it was opened.
+                    if ticket.first_response_at.is_none() {
+                        if let Some(opened) = conversation::opened_at(tx, ticket.id).await? {
+                            let due =
+                                cfg.sla
+                                    .first_response_due(*p, opened, &cfg.company.business_hours);
+                            conversation::set_first_response_due(tx, ticket.id, due).await?;
+                        }
+                    }
+                }
                 Command::Category(name) => {
                     conversation::set_category(tx, ticket.id, name, now).await?
                 }
