@@ -111,6 +111,102 @@ fn check_config_names_file_and_key() {
         err.contains("bad.toml") && err.contains("mailbox[0].imap_tls"),
         "{err}"
     );
+
+    // A schedule with four fields.
+    let bad_cron = good.replace(
+        "cron = \"0 9 * * *\"                 # payment reminders",
+        "cron = \"0 9 * *\"",
+    );
+    assert_ne!(bad_cron, good, "the example's dunning cron line moved");
+    std::fs::write(&path, bad_cron).unwrap();
+    let out = postdesk(&path, &["check-config"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml")
+            && err.contains("schedules.dunning.cron")
+            && err.contains("expected 5 fields"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_and_a_dry_run_says_who_would_get_what() {
+    let t = TestEnv::new().await;
+    let config = t.config_file("");
+    let alice = t.addr("alice", "customer.test");
+    let import = t.dir.path().join("data.json");
+    std::fs::write(
+        &import,
+        format!(
+            r#"{{"clients":[{{"name":"Customer {tag}","contacts":[
+                {{"email":"{alice}","types":["billing"]}}]}}],
+              "invoices":[{{"number":"INV-{tag}","client":"Customer {tag}","currency":"EUR",
+                "issue_date":"2026-11-01","due_date":"2026-11-15",
+                "lines":[{{"description":"Backup","quantity":"1","unit_price":"100"}}]}}]}}"#,
+            tag = t.tag
+        ),
+    )
+    .unwrap();
+    stdout_json(&postdesk(
+        &config,
+        &["import", import.to_str().unwrap()],
+        None,
+    ));
+
+    let run = stdout_json(&postdesk(
+        &config,
+        &[
+            "jobs",
+            "run",
+            "dunning",
+            "--at",
+            "2026-11-22T09:00:00Z",
+            "--dry-run",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(run["dry_run"], true);
+    assert_eq!(run["runs"][0]["about"], format!("invoice INV-{}", t.tag));
+    assert_eq!(run["runs"][0]["stage"], "+7");
+    assert_eq!(run["runs"][0]["mails"][0]["kind"], "invoice-reminder");
+    assert_eq!(run["runs"][0]["mails"][0]["to"][0], alice);
+
+    let list = stdout_json(&postdesk(&config, &["jobs", "list", "--json"], None));
+    let jobs = list["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 7);
+    let dunning = jobs.iter().find(|j| j["kind"] == "dunning").unwrap();
+    assert_eq!(dunning["cron"], "0 9 * * *");
+    assert_eq!(dunning["done"], 0, "the dry run recorded nothing");
+    assert!(dunning["next_at"].as_str().unwrap().ends_with("09:00:00Z"));
+
+    // For real, then listed.
+    let human = postdesk(
+        &config,
+        &["jobs", "run", "dunning", "--at", "2026-11-22T09:00:00Z"],
+        None,
+    );
+    assert!(
+        human.status.success(),
+        "{}",
+        String::from_utf8_lossy(&human.stderr)
+    );
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("1 carried out") && text.contains("7 days overdue"),
+        "{text}"
+    );
+    let list = stdout_json(&postdesk(&config, &["jobs", "list", "--json"], None));
+    let dunning = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "dunning")
+        .unwrap()
+        .clone();
+    assert_eq!(dunning["done"], 1);
+    assert_eq!(list["recent"][0]["stage"], "+7");
 }
 
 #[tokio::test]
