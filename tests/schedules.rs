@@ -978,6 +978,13 @@ async fn each_mail_reaches_exactly_the_contacts_it_is_for() {
             .await
         };
         assert_eq!(subjects.len(), count, "{name}: {subjects:?}");
+        // Notices, not replies: out-of-office scripts stay quiet (RFC 3834).
+        for raw in read_folder(&w.t.mail, &w.addr(name), "INBOX").await {
+            assert_eq!(
+                header(&raw, "Auto-Submitted").as_deref(),
+                Some("auto-generated")
+            );
+        }
         if name == "primary" {
             assert!(
                 subjects.iter().any(|s| s.contains(&overdue)),

@@ -12,7 +12,7 @@ use crate::db::{inbound, Conn};
 use crate::domain::EmailAddress;
 use crate::links::issue::signed_link;
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 
 /// One billing mail: what it is, and the page its link opens.
 pub struct BillingMail<'a> {
@@ -99,9 +99,7 @@ pub async fn mail_billing_contacts(
                     cc: Vec::new(),
                     ticket: None,
                     visibility: Visibility::System,
-                    // Asked for by a person (staff sent it, a client paid):
-                    // over a rate limit it waits, it is not dropped.
-                    automated: false,
+                    origin: Origin::Notice,
                     from_name: None,
                     in_reply_to: None,
                     extra_references: &[],
@@ -146,7 +144,7 @@ pub async fn mail_staff(
                 cc: Vec::new(),
                 ticket: None,
                 visibility: Visibility::Internal,
-                automated: true,
+                origin: Origin::Notice,
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],

@@ -26,8 +26,8 @@ pub struct Outgoing<'a> {
     pub in_reply_to: Option<&'a str>,
     /// The thread so far, oldest first, without brackets.
     pub references: &'a [String],
-    /// Sent by the system, not written by a person.
-    pub automated: bool,
+    /// `Auto-Submitted` (RFC 3834) when the system sent it, not a person.
+    pub auto_submitted: Option<&'static str>,
     /// Identifies this installation in the loop header.
     pub loop_token: &'a str,
     pub content: &'a RenderedMail,
@@ -63,10 +63,10 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, ComposeError> {
         HeaderName::new_from_ascii_str(LOOP_HEADER),
         o.loop_token.to_string(),
     ));
-    if o.automated {
+    if let Some(value) = o.auto_submitted {
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-replied".into(),
+            value.into(),
         ));
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),

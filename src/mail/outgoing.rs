@@ -39,6 +39,33 @@ impl From<sqlx::Error> for QueueError {
 /// for every client to thread, short enough for every server to accept.
 const MAX_REFERENCES: usize = 12;
 
+/// Where an outgoing mail comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A person wrote it (a technician's reply): no `Auto-Submitted`; over a
+    /// rate limit it waits, it is never dropped.
+    Person,
+    /// The system reacting to a mail that came in (acknowledgement, staff
+    /// notification, status change): `Auto-Submitted: auto-replied`, counted
+    /// by the per-recipient limits and dropped over them — the loop brake.
+    Reaction,
+    /// A notice the system sends on its own (invoices, receipts, reminders,
+    /// alerts): `Auto-Submitted: auto-generated`; planned once, so nothing
+    /// loops: over a rate limit it waits, it is never dropped.
+    Notice,
+}
+
+impl Origin {
+    /// The `Auto-Submitted` value (RFC 3834), if any.
+    pub fn auto_submitted(self) -> Option<&'static str> {
+        match self {
+            Self::Person => None,
+            Self::Reaction => Some("auto-replied"),
+            Self::Notice => Some("auto-generated"),
+        }
+    }
+}
+
 /// One mail to queue.
 pub struct MailRequest<'a> {
     /// What the mail is (`acknowledgement`, `public-reply`, …): outbox kind
@@ -53,9 +80,9 @@ pub struct MailRequest<'a> {
     pub ticket: Option<&'a TicketRef>,
     /// How the mail is recorded on the ticket.
     pub visibility: Visibility,
-    /// Sent by the system (rate-limited and dropped over a limit), not
-    /// written by a person (delayed over a limit, never dropped).
-    pub automated: bool,
+    /// Who or what it comes from: decides `Auto-Submitted` and what a
+    /// per-recipient rate limit does to it.
+    pub origin: Origin,
     /// Display name of the From: (a technician's name), else the company's.
     pub from_name: Option<String>,
     /// The message this one answers, when it is not simply the thread's last.
@@ -147,9 +174,10 @@ impl Mailer {
             }
         }
         let mut status = "pending";
+        let dropped_over_limit = req.origin == Origin::Reaction;
         let mut not_before = now;
         if !over_limit.is_empty() {
-            if req.automated {
+            if dropped_over_limit {
                 let keep = |v: &mut Vec<EmailAddress>| v.retain(|a| !over_limit.contains(a));
                 keep(&mut to);
                 keep(&mut cc);
@@ -216,7 +244,7 @@ impl Mailer {
             message_id: &message_id,
             in_reply_to: in_reply_to.as_deref(),
             references: &references,
-            automated: req.automated,
+            auto_submitted: req.origin.auto_submitted(),
             loop_token: &domain,
             content: &rendered,
         })
@@ -232,7 +260,8 @@ impl Mailer {
                 recipients: &recipients,
                 subject: &rendered.subject,
                 raw: &raw,
-                automated: req.automated,
+                // Only reactions count towards the loop brake.
+                automated: req.origin == Origin::Reaction,
                 status,
                 not_before,
                 now,

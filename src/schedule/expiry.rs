@@ -24,7 +24,7 @@ use crate::db::tickets::Visibility;
 use crate::db::{contacts, inbound, Conn};
 use crate::domain::EmailAddress;
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 
 pub const KIND: &str = "expiry";
 
@@ -388,9 +388,7 @@ async fn mail_technical_contacts(
                     cc: Vec::new(),
                     ticket: None,
                     visibility: Visibility::System,
-                    // Planned once per key, so no loop to brake: over a
-                    // rate limit it waits rather than being dropped.
-                    automated: false,
+                    origin: Origin::Notice,
                     from_name: None,
                     in_reply_to: None,
                     extra_references: &[],

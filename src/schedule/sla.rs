@@ -13,7 +13,7 @@ use crate::clock::Millis;
 use crate::db::job_runs::{JobRun, NewRun};
 use crate::db::tickets::Visibility;
 use crate::db::{conversation, ticket_watch, Conn};
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 
 pub const KIND: &str = "sla";
 const DUE_SOON: &str = "due-soon";
@@ -112,8 +112,7 @@ pub async fn execute(
                 cc: Vec::new(),
                 ticket: Some(&ticket),
                 visibility: Visibility::Internal,
-                // Planned once per stage: no loop to brake, never dropped.
-                automated: false,
+                origin: Origin::Notice,
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],

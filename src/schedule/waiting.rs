@@ -14,7 +14,7 @@ use crate::db::job_runs::{JobRun, NewRun};
 use crate::db::tickets::Visibility;
 use crate::db::{conversation, ticket_watch, Conn};
 use crate::domain::{EmailAddress, TicketStatus};
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 
 pub const KIND: &str = "waiting";
 const REMIND: &str = "reminder";
@@ -125,7 +125,7 @@ pub async fn execute(
                 cc,
                 ticket: Some(&ticket),
                 visibility: Visibility::Public,
-                automated: false,
+                origin: Origin::Notice,
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],

@@ -19,7 +19,7 @@ use crate::db::invoices::{self, QuoteDetail};
 use crate::db::tickets::Visibility;
 use crate::domain::{EmailAddress, QuoteStatus};
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 
 /// The link's contact for quote `number`, or the page to answer with.
 async fn holder(
@@ -224,7 +224,7 @@ async fn record_decision(
                 cc: Vec::new(),
                 ticket: None,
                 visibility: Visibility::System,
-                automated: true,
+                origin: Origin::Notice,
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],

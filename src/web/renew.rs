@@ -14,7 +14,7 @@ use super::{current_contact, WebState};
 use crate::db::outbox;
 use crate::domain::EmailAddress;
 use crate::links::{link_for, verify, LinkError, LinkPurpose};
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 
 const KIND: &str = "fresh-link";
 const ONE_HOUR_MS: i64 = 3_600_000;
@@ -138,7 +138,7 @@ async fn mail_fresh_link(
                 cc: Vec::new(),
                 ticket: None,
                 visibility: crate::db::tickets::Visibility::System,
-                automated: true,
+                origin: Origin::Notice,
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],

@@ -26,7 +26,7 @@ mod system;
 
 use super::bounce::{parse_bounce, BounceReport};
 use super::classify::{classify, Classification};
-use super::outgoing::{MailRequest, Mailer, QueueError};
+use super::outgoing::{MailRequest, Mailer, Origin, QueueError};
 use super::parse::{self, InboundMail};
 use super::sanitize::{sanitize_filename, sanitize_html};
 use super::staff_commands::{parse_staff_reply, Command};
@@ -1004,7 +1004,7 @@ impl Ingestor {
                     cc: Vec::new(),
                     ticket: Some(ticket),
                     visibility: Visibility::Internal,
-                    automated: true,
+                    origin: Origin::Reaction,
                     from_name: None,
                     in_reply_to: mail.and_then(|m| m.message_id.as_deref()),
                     extra_references: &references,

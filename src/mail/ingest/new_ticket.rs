@@ -13,7 +13,7 @@ use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::{self, NewTicket, Visibility};
 use crate::db::{self};
 use crate::domain::{ContactTypes, EmailAddress, TicketNumber};
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 use crate::mail::parse::{InboundMail, Sender};
 use crate::mail::staff_commands::Command;
 use crate::mail::subject::strip_reply_prefixes;
@@ -254,7 +254,7 @@ impl Ingestor {
                     cc: participants.to_vec(),
                     ticket: Some(ticket),
                     visibility: Visibility::Public,
-                    automated: true,
+                    origin: Origin::Reaction,
                     from_name: None,
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,
@@ -290,7 +290,7 @@ impl Ingestor {
                     cc: Vec::new(),
                     ticket: None,
                     visibility: Visibility::Public,
-                    automated: true,
+                    origin: Origin::Reaction,
                     from_name: None,
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,

@@ -10,7 +10,7 @@ use super::{Applied, ApplyContext, ApplyError, Ingestor, Outcome};
 use crate::db::conversation;
 use crate::db::tickets::Visibility;
 use crate::domain::{EmailAddress, TicketStatus};
-use crate::mail::outgoing::MailRequest;
+use crate::mail::outgoing::{MailRequest, Origin};
 use crate::mail::parse::InboundMail;
 use crate::mail::staff_commands::Command;
 
@@ -118,7 +118,7 @@ impl Ingestor {
                         cc: participants,
                         ticket: Some(&ticket),
                         visibility: Visibility::Public,
-                        automated: false,
+                        origin: Origin::Person,
                         from_name: Some(format!("{author} ({company})")),
                         in_reply_to: None,
                         extra_references: &[],
@@ -147,7 +147,7 @@ impl Ingestor {
                         cc: participants,
                         ticket: Some(&ticket),
                         visibility: Visibility::Public,
-                        automated: true,
+                        origin: Origin::Reaction,
                         from_name: None,
                         in_reply_to: None,
                         extra_references: &[],
@@ -197,7 +197,7 @@ impl Ingestor {
                     // Not recorded on the ticket: nothing of it was applied.
                     ticket: None,
                     visibility: Visibility::Internal,
-                    automated: true,
+                    origin: Origin::Reaction,
                     from_name: None,
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,
