@@ -1,6 +1,7 @@
 //! `postdesk import FILE.json`: clients (with their time zone), their
 //! domains and contacts, invoices, quotes, recurring invoice definitions,
-//! and what expires: domains, certificates, asset warranties, contracts. Idempotent: importing the same file twice leaves the database
+//! what expires (domains, certificates, asset warranties, contracts) and
+//! prepaid hour blocks. Idempotent: importing the same file twice leaves the database
 //! exactly as after the first time (unchanged rows are not written at all;
 //! an invoice whose number exists is left as it is). Everything is checked
 //! before anything is written, and errors name the file and the JSON path.
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 use crate::clock::Millis;
 use crate::db::expiring::{self, ItemKind, NewItem, Upserted};
+use crate::db::hours::{self, NewBlock};
 use crate::db::invoices::{self, NewInvoice, NewInvoiceLine, NewQuote};
 use crate::db::recurring::{self, NewRecurring};
 use crate::db::{contacts, Db, DbError};
@@ -49,6 +51,23 @@ pub struct ImportFile {
     pub assets: Vec<ImportExpiring>,
     #[serde(default)]
     pub contracts: Vec<ImportExpiring>,
+    #[serde(default)]
+    pub hour_blocks: Vec<ImportHourBlock>,
+}
+
+/// Prepaid hours of a client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportHourBlock {
+    pub client: String,
+    /// One block per client and name ("Q1 2027").
+    pub name: String,
+    /// Hours, up to two decimals ("20", "7.5").
+    pub hours: Decimal,
+    pub starts_on: String,
+    /// The last day it can be drawn on; absent: until used up.
+    #[serde(default)]
+    pub ends_on: Option<String>,
 }
 
 /// A domain, certificate, asset (its warranty) or contract that expires.
@@ -171,6 +190,13 @@ pub struct ImportClient {
     /// The client's IANA time zone (`Europe/Berlin`); the company's when absent.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The monthly statement mail to billing contacts (optional mail; on
+    /// unless switched off here).
+    #[serde(default)]
+    pub statement_mail: Option<bool>,
+    /// The monthly service report to primary contacts (optional mail).
+    #[serde(default)]
+    pub service_report: Option<bool>,
     #[serde(default)]
     pub domains: Vec<String>,
     #[serde(default)]
@@ -184,6 +210,9 @@ pub struct ImportContact {
     pub email: String,
     #[serde(default)]
     pub types: Vec<String>,
+    /// `false`: this person opted out of optional mail (statements, reports).
+    #[serde(default)]
+    pub optional_mail: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +242,8 @@ pub struct ImportSummary {
     /// Domains, certificates, assets and contracts added or given a new date.
     pub expiring_items: usize,
     pub expiring_items_kept: usize,
+    pub hour_blocks: usize,
+    pub hour_blocks_kept: usize,
 }
 
 /// An invoice with every field typed and every amount computed.
@@ -283,8 +314,10 @@ fn validate_invoices(data: &ImportFile, file: &str) -> Result<Vec<ValidInvoice>,
 struct ValidClient {
     name: String,
     timezone: Option<String>,
+    statement_mail: Option<bool>,
+    service_report: Option<bool>,
     domains: Vec<String>,
-    contacts: Vec<(EmailAddress, Option<String>, ContactTypes)>,
+    contacts: Vec<(EmailAddress, Option<String>, ContactTypes, Option<bool>)>,
 }
 
 pub fn parse(text: &str, file: &str) -> Result<ImportFile, ImportError> {
@@ -338,11 +371,13 @@ fn validate(data: &ImportFile, file: &str) -> Result<Vec<ValidClient>, ImportErr
                 .as_ref()
                 .map(|n| n.trim().to_string())
                 .filter(|n| !n.is_empty());
-            contacts.push((email, name, types));
+            contacts.push((email, name, types, ct.optional_mail));
         }
         out.push(ValidClient {
             name,
             timezone,
+            statement_mail: c.statement_mail,
+            service_report: c.service_report,
             domains,
             contacts,
         });
@@ -575,6 +610,7 @@ pub async fn import(
     let quotes = validate_quotes(data, file)?;
     let recurring = validate_recurring(data, file)?;
     let expiring = validate_expiring(data, file)?;
+    let blocks = validate_hour_blocks(data, file)?;
     let mut summary = ImportSummary::default();
     let mut tx = db.begin().await?;
     for c in &clients {
@@ -582,12 +618,22 @@ pub async fn import(
         if let Some(tz) = &c.timezone {
             contacts::set_client_timezone(&mut tx, client_id, tz).await?;
         }
+        if c.statement_mail.is_some() || c.service_report.is_some() {
+            let (statement, report) = contacts::client_optional_mail(&mut tx, client_id).await?;
+            contacts::set_client_optional_mail(
+                &mut tx,
+                client_id,
+                c.statement_mail.unwrap_or(statement),
+                c.service_report.unwrap_or(report),
+            )
+            .await?;
+        }
         summary.clients += 1;
         for d in &c.domains {
             contacts::upsert_client_domain(&mut tx, client_id, d).await?;
             summary.domains += 1;
         }
-        for (email, name, types) in &c.contacts {
+        for (email, name, types, optional_mail) in &c.contacts {
             contacts::upsert_imported_contact(
                 &mut tx,
                 client_id,
@@ -597,6 +643,11 @@ pub async fn import(
                 now,
             )
             .await?;
+            if let Some(wanted) = optional_mail {
+                if let Some(contact) = contacts::find_contact_by_email(&mut tx, email).await? {
+                    contacts::set_optional_mail(&mut tx, contact.id, *wanted).await?;
+                }
+            }
             summary.contacts += 1;
         }
     }
@@ -668,8 +719,70 @@ pub async fn import(
             Upserted::Unchanged => summary.expiring_items_kept += 1,
         }
     }
+    for (i, (client, block)) in blocks.into_iter().enumerate() {
+        let client_id = contacts::find_client_by_name(&mut tx, &client)
+            .await?
+            .ok_or_else(|| ImportError::Invalid {
+                file: file.into(),
+                path: format!("hour_blocks[{i}].client"),
+                message: format!("no client is called `{client}`"),
+            })?;
+        let block = NewBlock { client_id, ..block };
+        match hours::upsert_block(&mut tx, &block, now).await? {
+            Upserted::Added | Upserted::Updated => summary.hour_blocks += 1,
+            Upserted::Unchanged => summary.hour_blocks_kept += 1,
+        }
+    }
     tx.commit().await.map_err(DbError::from)?;
     Ok(summary)
+}
+
+fn validate_hour_blocks(
+    data: &ImportFile,
+    file: &str,
+) -> Result<Vec<(String, NewBlock)>, ImportError> {
+    let invalid = |path: String, message: String| ImportError::Invalid {
+        file: file.into(),
+        path,
+        message,
+    };
+    let mut out = Vec::new();
+    for (i, b) in data.hour_blocks.iter().enumerate() {
+        let at = |field: &str| format!("hour_blocks[{i}].{field}");
+        let name = b.name.trim().to_string();
+        if name.is_empty() || name.len() > 100 {
+            return Err(invalid(at("name"), "must be 1-100 characters".into()));
+        }
+        // Hours to minutes: "7.5" -> 450, at most two decimals.
+        let text = b.hours.text();
+        let quantity = Quantity::parse(&text).map_err(|e| invalid(at("hours"), e.to_string()))?;
+        let minutes = quantity.thousandths() * 60 / 1000;
+        if minutes <= 0 || quantity.thousandths() * 60 % 1000 != 0 {
+            return Err(invalid(
+                at("hours"),
+                format!("`{text}` must be more than zero and a whole number of minutes"),
+            ));
+        }
+        let starts_on = calendar_date(file, &at("starts_on"), &b.starts_on)?;
+        let ends_on = match &b.ends_on {
+            Some(t) => Some(calendar_date(file, &at("ends_on"), t)?),
+            None => None,
+        };
+        if ends_on.is_some_and(|e| e < starts_on) {
+            return Err(invalid(at("ends_on"), "is before starts_on".into()));
+        }
+        out.push((
+            b.client.trim().to_string(),
+            NewBlock {
+                client_id: 0,
+                name,
+                minutes,
+                starts_on,
+                ends_on,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 struct ValidExpiring {

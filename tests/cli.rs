@@ -175,7 +175,7 @@ async fn jobs_are_listed_and_a_dry_run_says_who_would_get_what() {
 
     let list = stdout_json(&postdesk(&config, &["jobs", "list", "--json"], None));
     let jobs = list["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 7);
+    assert_eq!(jobs.len(), 9);
     let dunning = jobs.iter().find(|j| j["kind"] == "dunning").unwrap();
     assert_eq!(dunning["cron"], "0 9 * * *");
     assert_eq!(dunning["done"], 0, "the dry run recorded nothing");

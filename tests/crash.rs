@@ -84,11 +84,12 @@ async fn kill_9_during_a_backlog_loses_and_doubles_nothing() {
             .count()
     };
     // Killed while both ingest and sending are under way: ingest commits
-    // batches of 100 and outruns the sender, so kill early.
+    // batches of 100 and outruns the sender (on a loaded machine by far), so
+    // kill as soon as the first acknowledgement went out.
     wait_for(
         "a part of the backlog ingested and acknowledged",
         Duration::from_secs(120),
-        || async { (count().await >= MESSAGES / 10 && sent().await >= 10).then_some(()) },
+        || async { (count().await >= MESSAGES / 10 && sent().await >= 1).then_some(()) },
     )
     .await;
     daemon.kill().unwrap(); // SIGKILL

@@ -839,12 +839,19 @@ async fn each_mail_reaches_exactly_the_contacts_it_is_for() {
         ("primary", r#"["primary"]"#),
         ("billtech", r#"["billing","technical"]"#),
         ("bounced", r#"["billing","technical"]"#),
+        ("optout", r#"["billing","technical","primary"]"#),
     ];
     let contacts: Vec<String> = people
         .iter()
         .map(|(name, types)| {
+            // One person wants no optional mail (statements, reports).
+            let optional = if *name == "optout" {
+                r#","optional_mail":false"#
+            } else {
+                ""
+            };
             format!(
-                r#"{{"name":"{name}","email":"{}","types":{types}}}"#,
+                r#"{{"name":"{name}","email":"{}","types":{types}{optional}}}"#,
                 w.addr(name)
             )
         })
@@ -859,6 +866,15 @@ async fn each_mail_reaches_exactly_the_contacts_it_is_for() {
     ))
     .await;
     let overdue = w.import_invoice(1, "2027-01-08").await;
+    // Something for January's service report: an invoice issued (and paid).
+    w.import(&format!(
+        r#"{{"invoices":[{{"number":"INV-{tag}-jan","client":"{client}","currency":"EUR",
+            "issue_date":"2027-01-05","due_date":"2027-01-19","status":"paid",
+            "lines":[{{"description":"Setup","quantity":"1","unit_price":"50"}}]}}]}}"#,
+        tag = w.t.tag,
+        client = w.client(),
+    ))
+    .await;
     // A hard bounce put one address on the suppression list.
     {
         let mut conn = w.app.db.conn().await.unwrap();
@@ -904,20 +920,21 @@ async fn each_mail_reaches_exactly_the_contacts_it_is_for() {
     w.pass(JobKind::Dunning, at).await;
     w.pass(JobKind::Expiry, at).await;
     w.pass(JobKind::Recurring, "2027-02-01T09:00:00Z").await;
+    w.pass(JobKind::Statement, "2027-02-01T09:00:00Z").await;
+    w.pass(JobKind::Report, "2027-02-01T09:00:00Z").await;
 
-    let billing_people: Vec<String> = ["billing", "primary", "billtech"]
-        .iter()
-        .map(|n| w.addr(n))
-        .collect();
-    let technical_people: Vec<String> = ["technical", "primary", "billtech"]
-        .iter()
-        .map(|n| w.addr(n))
-        .collect();
+    let people = |names: &[&str]| -> Vec<String> { names.iter().map(|n| w.addr(n)).collect() };
+    let billing_people = people(&["billing", "primary", "billtech", "optout"]);
+    let technical_people = people(&["technical", "primary", "billtech", "optout"]);
+    let statement_people = people(&["billing", "primary", "billtech"]);
+    let report_people = people(&["primary"]);
     let expected = [
         ("invoice-reminder", &billing_people),
         ("invoice-issued", &billing_people),
         ("card-expiring", &billing_people),
         ("expiry-alert", &technical_people),
+        ("monthly-statement", &statement_people),
+        ("service-report", &report_people),
     ];
     for (kind, people) in expected {
         let mut got: Vec<String> = w
@@ -941,7 +958,7 @@ async fn each_mail_reaches_exactly_the_contacts_it_is_for() {
         .await
         .unwrap();
     state.close().await;
-    assert_eq!(sent, 3 + 3 + 3 + 3);
+    assert_eq!(sent, 4 + 4 + 4 + 4 + 3 + 1);
     let subjects_of = |name: &'static str| {
         let w = &w;
         async move {
@@ -955,11 +972,12 @@ async fn each_mail_reaches_exactly_the_contacts_it_is_for() {
     };
     let expect_count = [
         ("standard", 0),
-        ("billing", 3),
+        ("billing", 4),
         ("technical", 1),
-        ("primary", 4),
-        ("billtech", 4),
+        ("primary", 6),
+        ("billtech", 5),
         ("bounced", 0),
+        ("optout", 4),
     ];
     for (name, count) in expect_count {
         let subjects = if count == 0 {
@@ -1250,4 +1268,253 @@ async fn raw_mail_past_its_retention_is_deleted_and_the_ticket_stays() {
         .unwrap()
         .unwrap();
     assert!(ticket.messages[0].text.contains("Still there?"));
+}
+
+/// A staff note with `#time` on ticket `id` (through ingest, as a
+/// technician's mail to the ticket's reply address would come).
+async fn book_time(w: &World, id: i64, time: &str) {
+    let ticket = {
+        let mut conn = w.app.db.conn().await.unwrap();
+        postdesk::db::conversation::ticket_by_id(&mut conn, id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let to =
+        w.t.support
+            .replace('@', &format!("+{}@", ticket.reply_token));
+    let raw = format!(
+        "From: Tess Tech <{staff}>\r\nTo: {to}\r\nSubject: Re: [#{number}] {subject}\r\n\
+Message-ID: <time-{tag}-{n}@msp.test>\r\n\r\n#note\r\n#time {time}\r\n\r\nWorked on it.\r\n",
+        staff = w.t.staff,
+        number = ticket.number,
+        subject = ticket.subject,
+        tag = w.t.tag,
+        n = random_tag(),
+    );
+    match ingest(&w.app, raw.as_bytes()).await {
+        postdesk::mail::ingest::Outcome::Added { .. } => {}
+        other => panic!("the #time note was not applied: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepaid_hours_are_drawn_down_and_what_is_left_over_is_billed() {
+    let w = world("[hours]\nbill_unbilled_time = true\nhourly_rate = \"90.00\"\n").await;
+    w.import(&format!(
+        r#"{{"clients":[{{"name":"{client}","domains":["customer.test"],"contacts":[
+            {{"name":"Alice","email":"{alice}","types":["billing","primary"]}},
+            {{"name":"Bob","email":"{bob}","types":["technical"]}}]}}],
+          "hour_blocks":[{{"client":"{client}","name":"Q4 2026","hours":"10","starts_on":"2026-11-01"}}],
+          "recurring_invoices":[{{"client":"{client}","scope":"Managed","currency":"EUR","quantity":"1",
+            "unit_price":"100","tax_rate":"19","frequency":"monthly","next_bill_date":"2026-12-31"}}]}}"#,
+        client = w.client(),
+        alice = w.addr("alice"),
+        bob = w.addr("bob"),
+    ))
+    .await;
+    w.clock.set(ms("2026-12-02T10:00:00Z"));
+    let (id, _) = open_ticket(&w, "Server migration").await;
+    book_time(&w, id, "7h").await;
+    assert!(w.outbox("hours-used").await.is_empty(), "70 %: nothing yet");
+    book_time(&w, id, "1h30").await;
+    let told = w.outbox("hours-used").await;
+    assert_eq!(told.len(), 1, "85 %: the 80 % mail");
+    assert_eq!(told[0].recipients, [w.addr("alice")]);
+    assert!(told[0].subject.contains("80 %"), "{}", told[0].subject);
+    // 2 h more: the block is used up (1.5 h of it), 0.5 h is left over.
+    book_time(&w, id, "2h").await;
+    book_time(&w, id, "1h").await;
+    let told = w.outbox("hours-used").await;
+    assert_eq!(told.len(), 2);
+    assert!(told[1].subject.contains("used up"), "{}", told[1].subject);
+
+    // The month's bill takes the 1.5 h nobody prepaid, once.
+    w.pass(JobKind::Recurring, "2026-12-31T08:00:00Z").await;
+    let bills = w.generated_invoices().await;
+    assert_eq!(bills.len(), 1);
+    let mut conn = w.app.db.conn().await.unwrap();
+    let detail = invoices::invoice_detail(&mut conn, &bills[0].0)
+        .await
+        .unwrap()
+        .unwrap();
+    let lines: Vec<(&str, i64, i64)> = detail
+        .lines
+        .iter()
+        .map(|l| (l.description.as_str(), l.quantity_milli, l.net_minor))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("Managed", 1000, 10_000),
+            (
+                "Support time not covered by prepaid hours (1.5 h)",
+                1500,
+                13_500
+            ),
+        ]
+    );
+    // 100 + 135 net, 19 % on both.
+    assert_eq!(detail.summary.total_minor, 27_965);
+    drop(conn);
+    w.pass(JobKind::Recurring, "2027-01-31T08:00:00Z").await;
+    let mut conn = w.app.db.conn().await.unwrap();
+    let second = invoices::invoice_detail(&mut conn, &w.generated_invoices().await[1].0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.lines.len(), 1, "the time was billed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_statement_and_service_report_go_once_to_who_wants_them() {
+    let w = world("").await;
+    w.import(&format!(
+        r#"{{"clients":[
+            {{"name":"{client}","domains":["customer.test"],"contacts":[
+              {{"name":"Alice","email":"{alice}","types":["billing","primary"]}},
+              {{"name":"Carol","email":"{carol}","types":["billing"],"optional_mail":false}},
+              {{"name":"Dave","email":"{dave}","types":["primary"]}}]}},
+            {{"name":"Quiet {tag}","statement_mail":false,"service_report":false,"contacts":[
+              {{"email":"{erin}","types":["billing","primary"]}}]}},
+            {{"name":"Idle {tag}","contacts":[{{"email":"{frank}","types":["billing","primary"]}}]}}],
+          "invoices":[{{"number":"INV-{tag}-1","client":"{client}","currency":"EUR","issue_date":"2026-11-02",
+              "due_date":"2026-11-16","lines":[{{"description":"Backup","quantity":"1","unit_price":"100"}}]}},
+            {{"number":"INV-{tag}-2","client":"Quiet {tag}","currency":"EUR","issue_date":"2026-11-02",
+              "due_date":"2026-11-16","lines":[{{"description":"Backup","quantity":"1","unit_price":"100"}}]}}]}}"#,
+        client = w.client(),
+        tag = w.t.tag,
+        alice = w.addr("alice"),
+        carol = w.addr("carol"),
+        dave = w.addr("dave"),
+        erin = w.addr("erin"),
+        frank = w.addr("frank"),
+    ))
+    .await;
+    // November: three tickets; one answered in time, one late, one closed.
+    w.clock.set(ms("2026-11-10T09:00:00Z"));
+    let (fast, _) = open_ticket(&w, "Printer jam").await;
+    let (slow, _) = open_ticket(&w, "=cmd|' /C calc'!A0").await;
+    let (_open, _) = open_ticket(&w, "New laptop").await;
+    {
+        let mut conn = w.app.db.conn().await.unwrap();
+        use postdesk::db::conversation;
+        conversation::staff_responded(&mut conn, fast, ms("2026-11-10T09:20:00Z"))
+            .await
+            .unwrap();
+        conversation::staff_responded(&mut conn, slow, ms("2026-11-11T15:00:00Z"))
+            .await
+            .unwrap();
+        conversation::set_status(
+            &mut conn,
+            fast,
+            postdesk::domain::TicketStatus::Closed,
+            ms("2026-11-12T10:00:00Z"),
+        )
+        .await
+        .unwrap();
+    }
+
+    for _ in 0..3 {
+        w.pass(JobKind::Statement, "2026-12-01T07:30:00Z").await;
+        w.pass(JobKind::Report, "2026-12-01T07:30:00Z").await;
+    }
+    let statements = w.outbox("monthly-statement").await;
+    let mut to: Vec<String> = statements
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
+    to.sort();
+    let mut want = vec![w.addr("alice"), w.addr("dave")];
+    want.sort();
+    assert_eq!(
+        to, want,
+        "billing and primary, not who opted out, nothing for the quiet client"
+    );
+    assert!(statements[0].subject.contains("November 2026"));
+    let reports = w.outbox("service-report").await;
+    let mut to: Vec<String> = reports.iter().flat_map(|m| m.recipients.clone()).collect();
+    to.sort();
+    let mut want = vec![w.addr("alice"), w.addr("dave")];
+    want.sort();
+    assert_eq!(to, want);
+    // The idle client: nothing open, nothing happened — no mail.
+    assert_eq!(
+        stages(&w.runs("report").await),
+        [
+            ("2026-11", RunStatus::Done),
+            ("2026-11", RunStatus::Skipped)
+        ]
+    );
+    assert_eq!(
+        w.runs("statement").await[1].note.as_deref(),
+        Some("nothing is open")
+    );
+
+    // The CSV rides along, one row per ticket, formulas defused.
+    let raw = {
+        let mut conn = w.app.db.conn().await.unwrap();
+        outbox::raw_of(&mut conn, reports[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let csv = message
+        .attachments()
+        .find(|a| mail_parser::MimeHeaders::attachment_name(*a) == Some("tickets-2026-11.csv"))
+        .expect("the CSV attachment");
+    let text = String::from_utf8(csv.contents().to_vec()).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    assert!(rows[0].starts_with("number,subject,status"));
+    assert!(text.contains("Printer jam,closed"), "{text}");
+    assert!(text.contains(",'=cmd|' /C calc'!A0,open,"), "{text}");
+    let body = message.body_text(0).unwrap();
+    assert!(body.contains("Tickets opened: 3"), "{body}");
+    assert!(body.contains("Tickets closed: 1"), "{body}");
+    // In time, late, and never answered (past its target): 1 of 3.
+    assert!(body.contains("33 % of 3"), "{body}");
+
+    // Later in the month nothing more; a month-old cron time is not caught up.
+    assert!(w
+        .pass(JobKind::Statement, "2026-12-20T07:30:00Z")
+        .await
+        .runs
+        .is_empty());
+    assert_eq!(w.outbox("monthly-statement").await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monthly_mail_is_caught_up_after_downtime_but_not_on_a_first_start() {
+    for (previous, caught_up) in [
+        // Down from 28 November to 3 December: the 1st is caught up.
+        (Some("2026-11-28T10:00:00Z"), true),
+        // Installed on 2 December: November is nobody's question.
+        (None, false),
+    ] {
+        let w = world("").await;
+        w.import_client(None).await;
+        w.import_invoice(1, "2026-11-20").await;
+        {
+            let mut conn = w.app.db.conn().await.unwrap();
+            match previous {
+                Some(at) => job_runs::record_pass(&mut conn, "statement", ms(at)).await,
+                None => {
+                    job_runs::first_start(&mut conn, "statement", ms("2026-12-02T09:00:00Z")).await
+                }
+            }
+            .unwrap();
+        }
+        let report = w.pass(JobKind::Statement, "2026-12-03T09:00:00Z").await;
+        assert_eq!(
+            report.runs.len(),
+            usize::from(caught_up),
+            "{previous:?}: {report:#?}"
+        );
+        // Either way the next month comes on time.
+        let next = w.pass(JobKind::Statement, "2027-01-01T07:00:00Z").await;
+        assert_eq!(next.runs.len(), 1, "{previous:?}: {next:#?}");
+        assert_eq!(next.runs[0].stage, "2026-12");
+    }
 }

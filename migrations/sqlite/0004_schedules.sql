@@ -60,3 +60,46 @@ ALTER TABLE tickets ADD COLUMN waiting_since BIGINT;
 -- text, HTML and attachments stay).
 ALTER TABLE messages ADD COLUMN raw_purged_at BIGINT;
 CREATE INDEX tickets_watch ON tickets(status, first_response_at);
+
+-- Prepaid hours: a block of a client's, drawn down by #time entries.
+CREATE TABLE hour_blocks (
+    id          INTEGER PRIMARY KEY,
+    client_id   BIGINT NOT NULL REFERENCES clients(id),
+    name        TEXT NOT NULL,
+    minutes     BIGINT NOT NULL,
+    starts_on   TEXT NOT NULL,
+    -- the last day it can be drawn on; NULL: until used up
+    ends_on     TEXT,
+    created_at  BIGINT NOT NULL,
+    UNIQUE (client_id, name)
+);
+
+-- Time worked, as staff recorded it with #time. An entry is drawn from a
+-- prepaid block (block_id), or is unbilled until an invoice takes it
+-- (invoice_id); an entry larger than a block's rest is split in two.
+CREATE TABLE time_entries (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   BIGINT NOT NULL REFERENCES tickets(id),
+    client_id   BIGINT REFERENCES clients(id),
+    minutes     BIGINT NOT NULL,
+    block_id    BIGINT REFERENCES hour_blocks(id),
+    invoice_id  BIGINT REFERENCES invoices(id),
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX time_entries_client ON time_entries(client_id, created_at);
+
+-- Optional mail (SPEC §4): the monthly statement and service report are
+-- sent per client only when switched on, and only to contacts who have not
+-- opted out of optional mail.
+ALTER TABLE clients ADD COLUMN statement_mail BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE clients ADD COLUMN service_report BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE contacts ADD COLUMN optional_mail BIGINT NOT NULL DEFAULT 1;
+
+-- When each job last ran a pass. Monthly mails are caught up only when a
+-- cron time passed since the last pass (the daemon was down over it); the
+-- daemon's very first start records "now", so a fresh installation does
+-- not mail last month's statements.
+CREATE TABLE schedule_passes (
+    kind     TEXT PRIMARY KEY,
+    last_at  BIGINT NOT NULL
+);

@@ -3,6 +3,7 @@
 //! that go with both. The web view, the admin API and the webhook receiver
 //! call in here; SQL stays in `db/`, HTTP in `web/`.
 
+pub mod hours;
 pub mod notify;
 pub mod pay;
 pub mod settle;
@@ -122,6 +123,7 @@ pub async fn send_invoice_in(
                 "due_date": summary.due_date,
             }),
             also: None,
+            optional: false,
         },
         now,
     )
@@ -198,6 +200,7 @@ pub async fn send_quote(app: &App, number: &str) -> anyhow::Result<Sent> {
                 "expiry_date": quote.expiry_date,
             }),
             also: None,
+            optional: false,
         },
         now,
     )

@@ -6,13 +6,15 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::config::Config;
 use crate::db::contacts::{self, Contact};
 use crate::db::tickets::Visibility;
 use crate::db::{inbound, Conn};
+use crate::domain::ContactTypes;
 use crate::domain::EmailAddress;
 use crate::links::issue::signed_link;
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::{MailRequest, Origin};
+use crate::mail::outgoing::{MailRequest, Mailer, Origin, OutgoingAttachment};
 
 /// One billing mail: what it is, and the page its link opens.
 pub struct BillingMail<'a> {
@@ -26,6 +28,8 @@ pub struct BillingMail<'a> {
     /// Someone outside the billing and primary contacts who should also
     /// have it (the contact who paid).
     pub also: Option<&'a Contact>,
+    /// Optional mail (the monthly statement): not for contacts who opted out.
+    pub optional: bool,
 }
 
 /// Who got the mail.
@@ -61,6 +65,9 @@ pub async fn mail_billing_contacts(
     let mut billing = 0;
     let mut billing_suppressed = 0;
     for person in &people {
+        if mail.optional && !contacts::wants_optional_mail(tx, person.id).await? {
+            continue;
+        }
         let suppressed = inbound::is_suppressed(tx, &person.email).await?;
         if person.types.billing {
             billing += 1;
@@ -103,6 +110,7 @@ pub async fn mail_billing_contacts(
                     from_name: None,
                     in_reply_to: None,
                     extra_references: &[],
+                    attachments: &[],
                 },
                 now_ms,
             )
@@ -148,11 +156,90 @@ pub async fn mail_staff(
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],
+                attachments: &[],
             },
             now_ms,
         )
         .await?;
     Ok(())
+}
+
+/// Why a notice could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Queue(#[from] crate::mail::outgoing::QueueError),
+}
+
+/// A notice to some of a client's contacts, without a link to a page.
+pub struct Notice<'a> {
+    pub kind: &'a str,
+    pub template: &'a str,
+    /// Template data; `name` and `branding` are added.
+    pub data: Value,
+    /// Which contacts it is for, by type.
+    pub wanted: fn(&ContactTypes) -> bool,
+    /// Optional mail (the service report): not for contacts who opted out.
+    pub optional: bool,
+    pub attachments: &'a [OutgoingAttachment],
+}
+
+/// Queues `notice` to each active contact of `client_id` it is for whose
+/// address is not suppressed, each their own copy. Returns their addresses.
+pub async fn mail_contacts(
+    mailer: &Mailer,
+    config: &Config,
+    tx: &mut Conn,
+    client_id: i64,
+    notice: &Notice<'_>,
+    now_ms: i64,
+) -> Result<Vec<String>, NoticeError> {
+    let mut to = Vec::new();
+    for person in contacts::client_contacts(tx, client_id).await? {
+        if !(notice.wanted)(&person.types) || !person.active {
+            continue;
+        }
+        if notice.optional && !contacts::wants_optional_mail(tx, person.id).await? {
+            continue;
+        }
+        if inbound::is_suppressed(tx, &person.email).await? {
+            continue;
+        }
+        let Ok(address) = EmailAddress::parse(&person.email) else {
+            continue;
+        };
+        let mut data = notice.data.clone();
+        if let Value::Object(map) = &mut data {
+            map.insert("name".into(), json!(person.name));
+            map.insert("branding".into(), json!(config.branding));
+        }
+        let queued = mailer
+            .queue(
+                tx,
+                MailRequest {
+                    kind: notice.kind,
+                    template: notice.template,
+                    data,
+                    to: vec![address],
+                    cc: Vec::new(),
+                    ticket: None,
+                    visibility: Visibility::System,
+                    origin: Origin::Notice,
+                    from_name: None,
+                    in_reply_to: None,
+                    extra_references: &[],
+                    attachments: notice.attachments,
+                },
+                now_ms,
+            )
+            .await?;
+        if queued.is_some() {
+            to.push(person.email.clone());
+        }
+    }
+    Ok(to)
 }
 
 /// "12 January 2027": when a link made now stops opening.

@@ -142,6 +142,7 @@ pub async fn settle(
                 "credit": (excess > 0).then(|| format_amount(excess, &payment.currency)),
             }),
             also: payer.as_ref(),
+            optional: false,
         },
         now_ms,
     )

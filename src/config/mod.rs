@@ -73,6 +73,17 @@ pub struct Config {
     pub company: CompanyConfig,
     /// When the scheduled jobs run (`[schedules]`).
     pub schedules: SchedulesConfig,
+    /// Worked time and invoices (`[hours]`).
+    pub hours: HoursConfig,
+}
+
+/// Whether time no prepaid block covers is billed, and at what rate.
+#[derive(Debug, Clone, Default)]
+pub struct HoursConfig {
+    /// Unbilled time becomes a line of the client's next recurring invoice.
+    pub bill_unbilled_time: bool,
+    /// Per hour, a decimal in the recurring invoice's currency ("95.00").
+    pub hourly_rate: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -301,6 +312,17 @@ struct RawConfig {
     company: schedules::RawCompany,
     #[serde(default)]
     schedules: schedules::RawSchedules,
+    #[serde(default)]
+    hours: RawHours,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHours {
+    #[serde(default)]
+    bill_unbilled_time: bool,
+    #[serde(default)]
+    hourly_rate: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -971,6 +993,30 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
     }
 
     let company = schedules::validate_company(raw.company, &err)?;
+    let hourly_rate = raw.hours.hourly_rate.map(|r| r.trim().to_string());
+    if let Some(rate) = &hourly_rate {
+        let decimal = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let ok = match rate.split_once('.') {
+            Some((whole, frac)) => decimal(whole) && decimal(frac) && frac.len() <= 3,
+            None => decimal(rate),
+        };
+        if !ok {
+            return Err(err(
+                "hours.hourly_rate",
+                format!("`{rate}` is not an amount like 95.00"),
+            ));
+        }
+    }
+    if raw.hours.bill_unbilled_time && hourly_rate.is_none() {
+        return Err(err(
+            "hours.hourly_rate",
+            "is needed when bill_unbilled_time is on".into(),
+        ));
+    }
+    let hours = HoursConfig {
+        bill_unbilled_time: raw.hours.bill_unbilled_time,
+        hourly_rate,
+    };
     let schedules = schedules::validate_schedules(raw.schedules, &err)?;
     let payment_instructions = raw
         .payments
@@ -1031,6 +1077,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         payment_instructions,
         company,
         schedules,
+        hours,
     })
 }
 
@@ -1220,14 +1267,21 @@ secret = "0123456789abcdef0123456789abcdef"
         assert_eq!(c.schedules.dunning_stages, [-3, 0, 7, 14, 30]);
         assert_eq!(c.schedules.expiry_days, [45, 30, 14, 7, 1]);
         assert_eq!(c.schedules.autopay_attempts, 3);
-        assert_eq!(
-            c.schedules
-                .dunning
-                .cron
-                .as_ref()
-                .map(|c| c.expression.as_str()),
-            Some("0 9 * * *")
-        );
+        // Every job is on by default, at its default time.
+        let crons = [
+            (&c.schedules.dunning, "0 9 * * *"),
+            (&c.schedules.recurring, "0 6 * * *"),
+            (&c.schedules.autopay, "30 * * * *"),
+            (&c.schedules.expiry, "0 8 * * *"),
+            (&c.schedules.sla, "*/5 * * * *"),
+            (&c.schedules.waiting, "0 10 * * *"),
+            (&c.schedules.purge, "30 3 * * *"),
+            (&c.schedules.statement, "0 7 1 * *"),
+            (&c.schedules.report, "0 7 1 * *"),
+        ];
+        for (job, cron) in crons {
+            assert_eq!(job.cron.as_ref().map(|c| c.expression.as_str()), Some(cron));
+        }
 
         let c = load(
             &format!(

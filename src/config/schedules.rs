@@ -74,6 +74,21 @@ impl CronSchedule {
     }
 }
 
+impl CronSchedule {
+    /// The last fire time at or before `at`, in `zone`'s wall clock.
+    pub fn last_at_or_before(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        zone: chrono_tz::Tz,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let just_after = at + chrono::Duration::seconds(1);
+        self.schedule
+            .after(&just_after.with_timezone(&zone))
+            .next_back()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+}
+
 /// Standard cron numbers days 0–7 from Sunday; the `cron` crate numbers them
 /// 1–7 from Sunday. Names mean the same to both, so numbers become names.
 fn standard_day_of_week(field: &str) -> Result<String, String> {
@@ -138,6 +153,10 @@ pub struct SchedulesConfig {
     /// Deletion of old raw mail.
     pub purge: JobSchedule,
     pub raw_mail_days: u32,
+    /// Monthly statement mails (optional per client and contact).
+    pub statement: JobSchedule,
+    /// Monthly service reports (optional per client and contact).
+    pub report: JobSchedule,
 }
 
 /// One job's cron, or `None` when the operator switched it off.
@@ -200,6 +219,10 @@ pub(super) struct RawSchedules {
     waiting: RawWaiting,
     #[serde(default)]
     purge: RawPurge,
+    #[serde(default)]
+    statement: RawJob,
+    #[serde(default)]
+    report: RawJob,
 }
 
 #[derive(Deserialize)]
@@ -274,12 +297,20 @@ fn default_raw_mail_days() -> u32 {
     365
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJob {
     cron: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
+}
+impl Default for RawJob {
+    fn default() -> Self {
+        Self {
+            cron: None,
+            enabled: true,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -449,6 +480,13 @@ pub(super) fn validate_schedules(
         "0 10 * * *",
     )?;
     let purge = job("purge", raw.purge.cron, raw.purge.enabled, "30 3 * * *")?;
+    let statement = job(
+        "statement",
+        raw.statement.cron,
+        raw.statement.enabled,
+        "0 7 1 * *",
+    )?;
+    let report = job("report", raw.report.cron, raw.report.enabled, "0 7 1 * *")?;
     if raw.sla.warn_minutes > 24 * 60 {
         return Err(err(
             "schedules.sla.warn_minutes",
@@ -521,6 +559,8 @@ pub(super) fn validate_schedules(
         waiting_close_after_days: raw.waiting.close_after_days,
         purge,
         raw_mail_days: raw.purge.raw_mail_days,
+        statement,
+        report,
     })
 }
 
@@ -587,6 +627,24 @@ mod tests {
         );
         assert!(CronSchedule::parse("@daily").is_ok());
         assert!(CronSchedule::parse("0 0 9 * * *").is_ok());
+    }
+
+    #[test]
+    fn the_last_fire_time_is_found_backwards() {
+        let monthly = CronSchedule::parse("0 7 1 * *").unwrap();
+        let utc = chrono_tz::UTC;
+        assert_eq!(
+            monthly.last_at_or_before(at("2026-12-05T10:00:00Z"), utc),
+            Some(at("2026-12-01T07:00:00Z"))
+        );
+        assert_eq!(
+            monthly.last_at_or_before(at("2026-12-01T07:00:00Z"), utc),
+            Some(at("2026-12-01T07:00:00Z"))
+        );
+        assert_eq!(
+            monthly.last_at_or_before(at("2026-12-01T06:59:59Z"), utc),
+            Some(at("2026-11-01T07:00:00Z"))
+        );
     }
 
     #[test]

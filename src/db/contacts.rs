@@ -321,3 +321,73 @@ pub async fn set_client_timezone(
     .await?;
     Ok(())
 }
+
+/// Whether contact `id` still gets optional mail (statements, reports).
+pub async fn wants_optional_mail(conn: &mut AnyConnection, id: i64) -> Result<bool, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT optional_mail FROM contacts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some_and(|r| r.0 != 0))
+}
+
+/// Switches a contact's optional mail on or off.
+pub async fn set_optional_mail(
+    conn: &mut AnyConnection,
+    id: i64,
+    wanted: bool,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE contacts SET optional_mail = $1 WHERE id = $2 AND optional_mail <> $1")
+        .bind(i64::from(wanted))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Which optional monthly mails a client gets: (statement, service report).
+pub async fn client_optional_mail(
+    conn: &mut AnyConnection,
+    client_id: i64,
+) -> Result<(bool, bool), DbError> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT statement_mail, service_report FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map(|r| (r.0 != 0, r.1 != 0)).unwrap_or((false, false)))
+}
+
+/// Sets which optional monthly mails a client gets.
+pub async fn set_client_optional_mail(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    statement: bool,
+    report: bool,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE clients SET statement_mail = $1, service_report = $2 WHERE id = $3 \
+         AND (statement_mail <> $1 OR service_report <> $2)",
+    )
+    .bind(i64::from(statement))
+    .bind(i64::from(report))
+    .bind(client_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Every client's id and zone, with which optional monthly mails it gets.
+pub async fn clients_for_monthly(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(i64, Option<String>, bool, bool)>, DbError> {
+    let rows: Vec<(i64, Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT id, timezone, statement_mail, service_report FROM clients ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.0, r.1, r.2 != 0, r.3 != 0))
+        .collect())
+}

@@ -361,3 +361,38 @@ pub async fn claim_client_runs(
     runs.sort_by_key(|r| r.id);
     Ok(runs)
 }
+
+/// When a pass of `kind` last ran, if one ever did.
+pub async fn last_pass(conn: &mut AnyConnection, kind: &str) -> Result<Option<Millis>, DbError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT last_at FROM schedule_passes WHERE kind = $1")
+        .bind(kind)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Records a pass of `kind` at `at` (a later one is kept).
+pub async fn record_pass(conn: &mut AnyConnection, kind: &str, at: Millis) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO schedule_passes (kind, last_at) VALUES ($1, $2) \
+         ON CONFLICT (kind) DO UPDATE SET last_at = excluded.last_at \
+         WHERE schedule_passes.last_at < excluded.last_at",
+    )
+    .bind(kind)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A first start: records `at` as the last pass of `kind` unless there is one.
+pub async fn first_start(conn: &mut AnyConnection, kind: &str, at: Millis) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO schedule_passes (kind, last_at) VALUES ($1, $2) ON CONFLICT (kind) DO NOTHING",
+    )
+    .bind(kind)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -8,6 +8,7 @@
 pub mod contacts;
 pub mod conversation;
 pub mod expiring;
+pub mod hours;
 pub mod inbound;
 pub mod invoices;
 pub mod job_runs;
@@ -16,6 +17,7 @@ pub mod outbox;
 pub mod payment_methods;
 pub mod payments;
 pub mod recurring;
+pub mod reports;
 pub mod ticket_watch;
 pub mod tickets;
 

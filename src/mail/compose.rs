@@ -3,8 +3,9 @@
 //! header, and for automated mail `Auto-Submitted` and
 //! `X-Auto-Response-Suppress` so auto-responders stay quiet.
 
+use lettre::message::header::ContentType;
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart};
 
 use super::parse::LOOP_HEADER;
 use super::templates::RenderedMail;
@@ -28,6 +29,7 @@ pub struct Outgoing<'a> {
     pub references: &'a [String],
     /// `Auto-Submitted` (RFC 3834) when the system sent it, not a person.
     pub auto_submitted: Option<&'static str>,
+    pub attachments: &'a [super::outgoing::OutgoingAttachment],
     /// Identifies this installation in the loop header.
     pub loop_token: &'a str,
     pub content: &'a RenderedMail,
@@ -54,10 +56,21 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, ComposeError> {
         let refs: Vec<String> = o.references.iter().map(|r| format!("<{r}>")).collect();
         builder = builder.references(refs.join(" "));
     }
-    let mut message = builder.multipart(MultiPart::alternative_plain_html(
-        o.content.text.clone(),
-        o.content.html.clone(),
-    ))?;
+    let body = MultiPart::alternative_plain_html(o.content.text.clone(), o.content.html.clone());
+    let body = if o.attachments.is_empty() {
+        body
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for a in o.attachments {
+            let content_type =
+                ContentType::parse(&a.content_type).unwrap_or(ContentType::TEXT_PLAIN);
+            mixed = mixed.singlepart(
+                Attachment::new(a.filename.clone()).body(a.bytes.clone(), content_type),
+            );
+        }
+        mixed
+    };
+    let mut message = builder.multipart(body)?;
     let headers = message.headers_mut();
     headers.insert_raw(HeaderValue::new(
         HeaderName::new_from_ascii_str(LOOP_HEADER),

@@ -66,6 +66,15 @@ impl Origin {
     }
 }
 
+/// A file attached to an outgoing mail (a report's CSV).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingAttachment {
+    pub filename: String,
+    /// e.g. `text/csv; charset=utf-8`
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
 /// One mail to queue.
 pub struct MailRequest<'a> {
     /// What the mail is (`acknowledgement`, `public-reply`, …): outbox kind
@@ -90,6 +99,8 @@ pub struct MailRequest<'a> {
     /// Message-IDs the thread headers must carry besides the ticket's own
     /// (the inbound mail being answered and its references).
     pub extra_references: &'a [String],
+    /// Files to attach (the mail becomes multipart/mixed).
+    pub attachments: &'a [OutgoingAttachment],
 }
 
 /// What was queued.
@@ -245,6 +256,7 @@ impl Mailer {
             in_reply_to: in_reply_to.as_deref(),
             references: &references,
             auto_submitted: req.origin.auto_submitted(),
+            attachments: req.attachments,
             loop_token: &domain,
             content: &rendered,
         })

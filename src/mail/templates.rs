@@ -54,6 +54,9 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "sla_alert",
     "waiting_reminder",
     "ticket_auto_closed",
+    "hours_used",
+    "statement_monthly",
+    "service_report",
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape

@@ -183,6 +183,7 @@ async fn remind(
                 "when": describe_due(due, today),
             }),
             also: None,
+            optional: false,
         },
         at,
     )

@@ -11,20 +11,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::calendar::{client_zone, local_date};
 use super::{cert_probe, JobKind, RunReport, Worker, LEASE};
 use crate::app::App;
-use crate::billing::notify::{mail_billing_contacts, BillingMail};
+use crate::billing::notify::{mail_billing_contacts, mail_contacts, BillingMail, Notice};
 use crate::clock::Millis;
 use crate::db::expiring::{self, AutopayCard, Item, ItemKind};
 use crate::db::job_runs::{self, JobRun, NewRun};
-use crate::db::tickets::Visibility;
-use crate::db::{contacts, inbound, Conn};
-use crate::domain::EmailAddress;
+use crate::db::{contacts, Conn};
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::{MailRequest, Origin};
 
 pub const KIND: &str = "expiry";
 
@@ -241,11 +238,19 @@ pub async fn execute(
         }
     }
     if !items.is_empty() {
-        let to = mail_technical_contacts(
-            app,
+        let to = mail_contacts(
+            &app.ingestor.mailer,
+            &app.config,
             tx,
             client_id,
-            json!({ "client": client, "items": items, "count": items.len() }),
+            &Notice {
+                kind: "expiry-alert",
+                template: "expiry_alert",
+                data: json!({ "client": client, "items": items, "count": items.len() }),
+                wanted: |t| t.technical || t.primary,
+                optional: false,
+                attachments: &[],
+            },
             at,
         )
         .await?;
@@ -263,6 +268,7 @@ pub async fn execute(
                 resource: "",
                 data: json!({ "client": client, "cards": card_lines }),
                 also: None,
+                optional: false,
             },
             at,
         )
@@ -348,59 +354,6 @@ async fn classify(
         }
         _ => anyhow::bail!("expiry run {} has a malformed target", run.id),
     }
-}
-
-/// Queues the expiry alert to each active technical and primary contact of
-/// the client who can receive mail; returns their addresses.
-async fn mail_technical_contacts(
-    app: &App,
-    tx: &mut Conn,
-    client_id: i64,
-    data: Value,
-    at: Millis,
-) -> anyhow::Result<Vec<String>> {
-    let mut to = Vec::new();
-    for person in contacts::client_contacts(tx, client_id).await? {
-        if !(person.types.technical || person.types.primary) || !person.active {
-            continue;
-        }
-        if inbound::is_suppressed(tx, &person.email).await? {
-            continue;
-        }
-        let Ok(address) = EmailAddress::parse(&person.email) else {
-            continue;
-        };
-        let mut data = data.clone();
-        if let Value::Object(map) = &mut data {
-            map.insert("name".into(), json!(person.name));
-            map.insert("branding".into(), json!(app.config.branding));
-        }
-        let queued = app
-            .ingestor
-            .mailer
-            .queue(
-                tx,
-                MailRequest {
-                    kind: "expiry-alert",
-                    template: "expiry_alert",
-                    data,
-                    to: vec![address],
-                    cc: Vec::new(),
-                    ticket: None,
-                    visibility: Visibility::System,
-                    origin: Origin::Notice,
-                    from_name: None,
-                    in_reply_to: None,
-                    extra_references: &[],
-                },
-                at,
-            )
-            .await?;
-        if queued.is_some() {
-            to.push(person.email.clone());
-        }
-    }
-    Ok(to)
 }
 
 #[cfg(test)]

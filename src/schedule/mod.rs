@@ -25,9 +25,12 @@ pub mod cert_probe;
 pub mod dunning;
 pub mod expiry;
 pub mod listing;
+pub mod monthly;
 pub mod purge;
 pub mod recurring;
+pub mod report;
 pub mod sla;
+pub mod statement;
 mod ticket_mail;
 pub mod waiting;
 
@@ -68,12 +71,16 @@ pub enum JobKind {
     Waiting,
     /// Deletion of raw mail past its retention.
     Purge,
+    /// Monthly statements to billing contacts (optional mail).
+    Statement,
+    /// Monthly service reports to primary contacts (optional mail).
+    Report,
 }
 
 impl JobKind {
     /// In the order a daemon runs them when several are due at once: bill
     /// first, then charge, then remind about what is still open.
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 9] = [
         Self::Recurring,
         Self::Autopay,
         Self::Dunning,
@@ -81,6 +88,8 @@ impl JobKind {
         Self::Sla,
         Self::Waiting,
         Self::Purge,
+        Self::Statement,
+        Self::Report,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +101,8 @@ impl JobKind {
             Self::Sla => "sla",
             Self::Waiting => "waiting",
             Self::Purge => "purge",
+            Self::Statement => "statement",
+            Self::Report => "report",
         }
     }
 
@@ -105,6 +116,8 @@ impl JobKind {
             Self::Sla => &s.sla,
             Self::Waiting => &s.waiting,
             Self::Purge => &s.purge,
+            Self::Statement => &s.statement,
+            Self::Report => &s.report,
         }
     }
 }
@@ -216,6 +229,8 @@ async fn plan(app: &App, tx: &mut Conn, kind: JobKind, at: Millis) -> anyhow::Re
         JobKind::Sla => sla::plan(app, tx, at).await?,
         JobKind::Waiting => waiting::plan(app, tx, at).await?,
         JobKind::Purge => purge::plan(app, tx, at).await?,
+        JobKind::Statement => statement::plan(app, tx, at).await?,
+        JobKind::Report => report::plan(app, tx, at).await?,
     };
     Ok(job_runs::plan_runs(tx, &runs, at).await?)
 }
@@ -236,6 +251,8 @@ async fn execute(
         "sla" => Ok(vec![sla::execute(app, tx, run, at).await?]),
         "waiting" => Ok(vec![waiting::execute(app, tx, run, at).await?]),
         "purge" => Ok(vec![purge::execute(app, tx, run, at).await?]),
+        "statement" => Ok(vec![statement::execute(app, tx, run, at).await?]),
+        "report" => Ok(vec![report::execute(app, tx, run, at).await?]),
         other => anyhow::bail!(
             "job run {} has kind {other}, which this worker does not do",
             run.id
@@ -355,6 +372,8 @@ pub async fn run_pass(
             break;
         }
     }
+    let mut conn = app.db.conn().await?;
+    job_runs::record_pass(&mut conn, kind.as_str(), at).await?;
     Ok(report)
 }
 
@@ -415,6 +434,19 @@ fn short(error: &anyhow::Error) -> String {
 /// the company's time zone. Stops between passes when `cancel` fires.
 pub async fn run(app: App, cancel: CancellationToken) {
     let worker = Worker::new();
+    // A first start is a pass: what came due before Postdesk ran here is
+    // not caught up (no statements for months nobody asked about).
+    let started = app.clock.now_millis();
+    for kind in JobKind::ALL {
+        let recorded = async {
+            let mut conn = app.db.conn().await?;
+            job_runs::first_start(&mut conn, kind.as_str(), started).await
+        }
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, job = kind.as_str(), "cannot record the first start");
+        }
+    }
     let zone = app.config.company.timezone;
     let mut next: Vec<(JobKind, Option<Millis>)> = JobKind::ALL
         .iter()

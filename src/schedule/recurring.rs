@@ -5,6 +5,7 @@
 //! paid by auto-pay gets its first charge planned in the same transaction.
 //! Missed bill dates are each billed: every period is owed.
 
+use anyhow::Context;
 use chrono::NaiveDate;
 
 use super::calendar::{client_zone, local_date};
@@ -15,7 +16,7 @@ use crate::clock::Millis;
 use crate::db::invoices::{self, NewInvoice, NewInvoiceLine};
 use crate::db::job_runs::{self, JobRun, NewRun};
 use crate::db::recurring::{self, Definition};
-use crate::db::{next_counter, Conn};
+use crate::db::{hours, next_counter, Conn};
 use crate::domain::{
     price_line, totals, Currency, Frequency, InvoiceStatus, Money, Quantity, TaxRate, TaxRounding,
 };
@@ -83,8 +84,17 @@ pub async fn execute(
     let next = frequency
         .next_bill_date(bill_date, def.anchor_day as u32)
         .ok_or_else(|| anyhow::anyhow!("recurring invoice {id}: no next bill date"))?;
-    let invoice = build_invoice(&def, bill_date)?;
+    let mut invoice = build_invoice(&def, bill_date)?;
+    let time = unbilled_time_line(app, tx, &def).await?;
+    if let Some((line, _)) = &time {
+        invoice.lines.push(line.clone());
+        let priced: Vec<_> = invoice.lines.iter().map(|l| l.priced.clone()).collect();
+        invoice.totals = totals(&priced, invoice.currency, TaxRounding::PerLine)?;
+    }
     let (invoice_id, number) = insert_numbered(tx, invoice, at).await?;
+    if let Some((_, entries)) = &time {
+        hours::mark_billed(tx, entries, invoice_id).await?;
+    }
     invoices::set_recurring_origin(tx, invoice_id, def.id).await?;
     if !recurring::advance(tx, def.id, &run.stage, &next.to_string(), at).await? {
         anyhow::bail!("recurring invoice {id} moved on while it was being billed");
@@ -101,6 +111,42 @@ pub async fn execute(
         why.push_str("; auto-pay charge planned");
     }
     Ok(report.done(why).mailed("invoice-issued", sent.recipients))
+}
+
+/// The client's time no prepaid block covered, as an invoice line at the
+/// configured rate (when `[hours] bill_unbilled_time` is on), with the
+/// entries it bills. Rounded to thousandths of an hour.
+async fn unbilled_time_line(
+    app: &App,
+    tx: &mut Conn,
+    def: &Definition,
+) -> anyhow::Result<Option<(NewInvoiceLine, Vec<i64>)>> {
+    let cfg = &app.config.hours;
+    let (true, Some(rate)) = (cfg.bill_unbilled_time, cfg.hourly_rate.as_deref()) else {
+        return Ok(None);
+    };
+    let (entries, minutes) = hours::unbilled(tx, def.client_id).await?;
+    if minutes == 0 {
+        return Ok(None);
+    }
+    let currency = Currency::parse(&def.currency)?;
+    let unit_price = Money::parse(rate, currency)
+        .with_context(|| format!("[hours] hourly_rate {rate} in {}", def.currency))?;
+    let quantity = Quantity::from_thousandths((minutes * 1000 + 30) / 60);
+    let rate_bp = TaxRate::from_basis_points(def.tax_rate_bp);
+    let priced = price_line(quantity, unit_price, rate_bp)?;
+    Ok(Some((
+        NewInvoiceLine {
+            description: format!(
+                "Support time not covered by prepaid hours ({})",
+                crate::billing::hours::hours_text(minutes)
+            ),
+            quantity,
+            unit_price,
+            priced,
+        },
+        entries,
+    )))
 }
 
 fn build_invoice(def: &Definition, bill_date: NaiveDate) -> anyhow::Result<NewInvoice> {

@@ -116,6 +116,7 @@ pub async fn execute(
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],
+                attachments: &[],
             },
             at,
         )

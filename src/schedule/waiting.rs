@@ -129,6 +129,7 @@ pub async fn execute(
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],
+                attachments: &[],
             },
             at,
         )

@@ -228,6 +228,7 @@ async fn record_decision(
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],
+                attachments: &[],
             },
             now,
         )

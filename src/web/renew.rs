@@ -142,6 +142,7 @@ async fn mail_fresh_link(
                 from_name: None,
                 in_reply_to: None,
                 extra_references: &[],
+                attachments: &[],
             },
             now_ms,
         )

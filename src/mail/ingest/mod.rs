@@ -1008,6 +1008,7 @@ impl Ingestor {
                     from_name: None,
                     in_reply_to: mail.and_then(|m| m.message_id.as_deref()),
                     extra_references: &references,
+                    attachments: &[],
                 },
                 ctx.now,
             )
@@ -1092,6 +1093,15 @@ enum ApplyError {
     Temporary(String),
     #[error("{0}")]
     Invalid(&'static str),
+}
+
+impl From<crate::billing::notify::NoticeError> for ApplyError {
+    fn from(e: crate::billing::notify::NoticeError) -> Self {
+        match e {
+            crate::billing::notify::NoticeError::Db(e) => ApplyError::Db(e),
+            crate::billing::notify::NoticeError::Queue(e) => ApplyError::Queue(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for ApplyError {

@@ -258,6 +258,7 @@ impl Ingestor {
                     from_name: None,
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,
+                    attachments: &[],
                 },
                 ctx.now,
             )
@@ -294,6 +295,7 @@ impl Ingestor {
                     from_name: None,
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,
+                    attachments: &[],
                 },
                 ctx.now,
             )

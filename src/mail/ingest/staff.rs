@@ -59,7 +59,17 @@ impl Ingestor {
                     conversation::set_assignee(tx, ticket.id, &member.email, now).await?
                 }
                 Command::Time { minutes } => {
-                    conversation::add_time_worked(tx, ticket.id, *minutes, now).await?
+                    conversation::add_time_worked(tx, ticket.id, *minutes, now).await?;
+                    crate::billing::hours::record_time(
+                        &self.mailer,
+                        cfg,
+                        tx,
+                        ticket.id,
+                        ticket.client_id,
+                        i64::from(*minutes),
+                        now,
+                    )
+                    .await?
                 }
                 Command::Note => note = true,
                 Command::Requester(_) | Command::Forward => {
@@ -122,6 +132,7 @@ impl Ingestor {
                         from_name: Some(format!("{author} ({company})")),
                         in_reply_to: None,
                         extra_references: &[],
+                        attachments: &[],
                     },
                     now,
                 )
@@ -151,6 +162,7 @@ impl Ingestor {
                         from_name: None,
                         in_reply_to: None,
                         extra_references: &[],
+                        attachments: &[],
                     },
                     now,
                 )
@@ -201,6 +213,7 @@ impl Ingestor {
                     from_name: None,
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,
+                    attachments: &[],
                 },
                 ctx.now,
             )

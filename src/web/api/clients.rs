@@ -66,6 +66,9 @@ pub(super) struct NewContact {
     /// primary, billing, technical (none: a Standard contact)
     #[serde(default)]
     types: Vec<String>,
+    /// `false`: no optional mail (monthly statement, service report).
+    #[serde(default)]
+    optional_mail: Option<bool>,
 }
 
 /// Adds a contact to a client, or updates the name and types of the one
@@ -85,11 +88,14 @@ pub(super) async fn add_contact(State(state): State<WebState>, bytes: Bytes) -> 
             clients: vec![ImportClient {
                 name: client,
                 timezone: None,
+                statement_mail: None,
+                service_report: None,
                 domains: Vec::new(),
                 contacts: vec![ImportContact {
                     name: new.name,
                     email: new.email,
                     types: new.types,
+                    optional_mail: new.optional_mail,
                 }],
             }],
             ..ImportFile::default()
@@ -103,6 +109,22 @@ pub(super) async fn add_contact(State(state): State<WebState>, bytes: Bytes) -> 
         .await?
         .ok_or_else(|| ApiError::internal("the contact just written is missing"))?;
     created(json!({ "id": contact.id, "email": contact.email, "types": contact.types }))
+}
+
+/// Adds a prepaid hour block to a client (or updates the one of that name).
+pub(super) async fn add_hour_block(State(state): State<WebState>, bytes: Bytes) -> ApiResult {
+    let block: crate::import::ImportHourBlock = body(&bytes)?;
+    let summary = run_import(
+        &state,
+        ImportFile {
+            hour_blocks: vec![block],
+            ..ImportFile::default()
+        },
+    )
+    .await?;
+    created(
+        json!({ "added_or_updated": summary.hour_blocks, "unchanged": summary.hour_blocks_kept }),
+    )
 }
 
 /// Runs the import for one request; its validation errors are the caller's.

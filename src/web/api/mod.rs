@@ -27,6 +27,7 @@ pub(super) fn router(state: WebState) -> Router<WebState> {
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/{id}", get(clients::show))
         .route("/contacts", post(clients::add_contact))
+        .route("/hour-blocks", post(clients::add_hour_block))
         .route("/invoices", get(invoices::list).post(invoices::create))
         .route("/invoices/{number}", get(invoices::show))
         .route("/invoices/{number}/send", post(invoices::send))

@@ -1,0 +1,105 @@
+//! The monthly statement: each client that gets it (on unless switched off
+//! per client) mails its billing and primary contacts — those who have not
+//! opted out of optional mail — what is open, the balance, store credit and
+//! the statement link. Nothing open and no credit: no mail.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde_json::json;
+
+use super::calendar::{client_zone, local_date};
+use super::monthly::Period;
+use super::{target_id, JobKind, RunReport};
+use crate::app::App;
+use crate::billing::notify::{mail_billing_contacts, BillingMail};
+use crate::clock::Millis;
+use crate::db::job_runs::{JobRun, NewRun};
+use crate::db::{contacts, payments, Conn};
+use crate::domain::format_amount;
+use crate::links::LinkPurpose;
+
+pub const KIND: &str = "statement";
+
+pub async fn plan(app: &App, tx: &mut Conn, at: Millis) -> anyhow::Result<Vec<NewRun>> {
+    super::monthly::plan(app, tx, at, KIND, &app.config.schedules.statement, |s, _| s).await
+}
+
+pub async fn execute(
+    app: &App,
+    tx: &mut Conn,
+    run: &JobRun,
+    at: Millis,
+) -> anyhow::Result<RunReport> {
+    let client_id = target_id(run, "client")?;
+    let name = contacts::client_name(tx, client_id)
+        .await?
+        .unwrap_or_default();
+    let report = RunReport::new(run, JobKind::Statement, format!("statement of {name}"));
+    if !contacts::client_optional_mail(tx, client_id).await?.0 {
+        return Ok(report.skipped("the client's statement mail is switched off"));
+    }
+    let zone = client_zone(
+        &app.config,
+        contacts::client_timezone(tx, client_id).await?.as_deref(),
+    );
+    let Some(period) = Period::of(&run.stage, zone) else {
+        anyhow::bail!("statement run {} has a malformed month", run.id);
+    };
+    let today = local_date(at, zone);
+    let open = payments::open_invoices(tx, client_id).await?;
+    let credit = payments::store_credit_balances(tx, client_id).await?;
+    if open.is_empty() && credit.is_empty() {
+        return Ok(report.skipped("nothing is open"));
+    }
+    let mut balances: BTreeMap<String, i64> = BTreeMap::new();
+    let invoices: Vec<_> = open
+        .iter()
+        .map(|i| {
+            let balance = i.total_minor - i.paid_minor;
+            *balances.entry(i.currency.clone()).or_default() += balance;
+            let overdue = i.due_date.parse::<NaiveDate>().is_ok_and(|due| due < today);
+            json!({
+                "number": i.number,
+                "due_date": i.due_date,
+                "balance": format_amount(balance, &i.currency),
+                "overdue": overdue,
+            })
+        })
+        .collect();
+    let reach = mail_billing_contacts(
+        app,
+        tx,
+        client_id,
+        BillingMail {
+            kind: "monthly-statement",
+            template: "statement_monthly",
+            purpose: LinkPurpose::Statement,
+            resource: "",
+            data: json!({
+                "client": name,
+                "month": period.label,
+                "invoices": invoices,
+                "balances": balances
+                    .iter()
+                    .map(|(cur, minor)| format_amount(*minor, cur))
+                    .collect::<Vec<_>>(),
+                "credit": credit
+                    .iter()
+                    .map(|(cur, minor)| format_amount(*minor, cur))
+                    .collect::<Vec<_>>(),
+            }),
+            also: None,
+            optional: true,
+        },
+        at,
+    )
+    .await?;
+    Ok(report
+        .done(format!(
+            "statement for {}: {} open invoice(s)",
+            period.label,
+            open.len()
+        ))
+        .mailed("monthly-statement", reach.recipients))
+}
