@@ -1518,3 +1518,90 @@ async fn a_monthly_mail_is_caught_up_after_downtime_but_not_on_a_first_start() {
         assert_eq!(next.runs[0].stage, "2026-12");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_whose_answer_was_lost_is_retried_under_its_key_and_a_debit_settles_by_webhook() {
+    let fake = FakeStripe::start().await;
+    let w = world(&fake.config_toml()).await;
+    // The webhook endpoint of this app, on a real port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let webhook = format!("http://{}/webhooks/stripe", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    tokio::spawn(postdesk::web::serve(
+        w.app.clone(),
+        listener,
+        cancel.clone(),
+    ));
+    fake.set_webhook_target(webhook);
+
+    w.import_client(None).await;
+    w.import(&format!(
+        r#"{{"recurring_invoices":[
+            {{"client":"{c}","scope":"Card","currency":"EUR","quantity":"1","unit_price":"50",
+              "frequency":"monthly","next_bill_date":"2026-12-01"}},
+            {{"client":"{c}","scope":"Debit","currency":"EUR","quantity":"1","unit_price":"100",
+              "frequency":"monthly","next_bill_date":"2026-12-02"}}]}}"#,
+        c = w.client()
+    ))
+    .await;
+    let provider = w.app.payments.clone().unwrap();
+    let customer = provider
+        .create_customer(&postdesk::payments::NewCustomer {
+            client_ref: w.client_id().await.to_string(),
+            name: w.client(),
+            email: None,
+            idempotency_key: format!("customer-{}", w.t.tag),
+        })
+        .await
+        .unwrap();
+    autopay_with(&w, &fake, &customer, "Card", PayWith::Card).await;
+    autopay_with(&w, &fake, &customer, "Debit", PayWith::SepaDebit).await;
+
+    // 1 December: the card is charged, but the answer never arrives.
+    let day1 = ms("2026-12-01T06:00:00Z");
+    fake.set_now(day1 / 1000);
+    w.pass_ms(JobKind::Recurring, day1).await;
+    let card = w.generated_invoices().await[0].0.clone();
+    fake.lose_next_answer();
+    let lost = w.pass_ms(JobKind::Autopay, day1 + 60_000).await;
+    assert!(lost.runs.is_empty() && lost.deferred == 1, "{lost:#?}");
+    assert_eq!(fake.charges().len(), 1, "Stripe did charge");
+    assert_ne!(w.invoice(&card).await.status, "paid");
+    // Not before its retry time; then the same key brings the same charge.
+    assert_eq!(
+        w.pass_ms(JobKind::Autopay, day1 + 5 * 60_000)
+            .await
+            .runs
+            .len(),
+        0
+    );
+    let retried = w.pass_ms(JobKind::Autopay, day1 + 20 * 60_000).await;
+    assert_eq!(retried.runs.len(), 1, "{retried:#?}");
+    assert_eq!(fake.charges().len(), 1, "no second charge");
+    assert_eq!(w.invoice(&card).await.status, "paid");
+    assert_eq!(w.outbox("payment-received").await.len(), 1);
+
+    // 2 December: the debit is processing until its webhook says it settled.
+    let day2 = ms("2026-12-02T06:00:00Z");
+    fake.set_now(day2 / 1000);
+    w.pass_ms(JobKind::Recurring, day2).await;
+    let debit = w.generated_invoices().await[1].0.clone();
+    w.pass_ms(JobKind::Autopay, day2 + 60_000).await;
+    assert_eq!(w.invoice(&debit).await.status, "processing");
+    let pi = fake
+        .charges()
+        .into_iter()
+        .find(|c| c.amount == 10_000)
+        .unwrap()
+        .payment_intent;
+    let day5 = day2 + 3 * 86_400_000;
+    w.clock.set(day5);
+    fake.set_now(day5 / 1000);
+    fake.settle_payment_intent(&pi, true).await;
+    wait_for("the debit to settle", Duration::from_secs(10), || async {
+        (w.invoice(&debit).await.status == "paid").then_some(())
+    })
+    .await;
+    assert_eq!(w.outbox("payment-received").await.len(), 2);
+    cancel.cancel();
+}

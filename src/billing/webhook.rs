@@ -16,7 +16,7 @@ use crate::db::payment_methods::{self, NewMethod};
 use crate::db::payments;
 use crate::payments::{
     CheckoutMode, CheckoutPaymentStatus, CheckoutSession, CheckoutStatus, EventKind,
-    PaymentMethodKind, PaymentProvider, SetupIntentStatus, VerifiedEvent,
+    PaymentIntentStatus, PaymentMethodKind, PaymentProvider, SetupIntentStatus, VerifiedEvent,
 };
 
 /// What became of an event.
@@ -41,8 +41,10 @@ pub async fn apply_event(
         EventKind::CheckoutSessionCompleted
         | EventKind::CheckoutSessionAsyncPaymentSucceeded
         | EventKind::CheckoutSessionAsyncPaymentFailed => {}
-        // Off-session charges (auto-pay) belong to the scheduler; the
-        // checkout events above carry everything a client's own payment needs.
+        // An auto-pay bank debit settles days after the scheduler charged it.
+        EventKind::PaymentIntentSucceeded | EventKind::PaymentIntentPaymentFailed => {
+            return off_session_payment(app, provider, event).await
+        }
         _ => return Ok(WebhookOutcome::Ignored("event type not used")),
     }
     let session = provider
@@ -54,6 +56,75 @@ pub async fn apply_event(
         CheckoutMode::Setup => checkout_setup(app, provider, event, &session).await,
         CheckoutMode::Other(_) => Ok(WebhookOutcome::Ignored("checkout mode not used")),
     }
+}
+
+/// A payment intent of an off-session charge (auto-pay; its id is the
+/// payment's reference) succeeded or failed. Payment intents of hosted
+/// checkouts are settled through their session's events instead, and are
+/// not found by their intent id here.
+async fn off_session_payment(
+    app: &App,
+    provider: &Arc<dyn PaymentProvider>,
+    event: &VerifiedEvent,
+) -> anyhow::Result<WebhookOutcome> {
+    let intent = provider
+        .fetch_payment_intent(&event.object_id)
+        .await
+        .context("fetching the payment intent")?;
+    let outcome = match intent.status {
+        PaymentIntentStatus::Succeeded => Settlement::Succeeded,
+        PaymentIntentStatus::RequiresPaymentMethod | PaymentIntentStatus::Canceled => {
+            Settlement::Failed
+        }
+        _ => return Ok(WebhookOutcome::Ignored("the payment is not settled")),
+    };
+    let now = app.clock.now_millis();
+    let mut tx = app.db.begin().await?;
+    let Some(payment) =
+        payments::payment_by_reference(&mut tx, provider.name(), &intent.id).await?
+    else {
+        return Ok(WebhookOutcome::Ignored(
+            "not an off-session charge of Postdesk's",
+        ));
+    };
+    let amount = if outcome == Settlement::Succeeded {
+        intent.amount_received
+    } else {
+        intent.amount
+    };
+    if amount.minor() != payment.amount_minor
+        || !amount
+            .currency()
+            .code()
+            .eq_ignore_ascii_case(&payment.currency)
+    {
+        tracing::error!(
+            payment = payment.id,
+            "payment intent amount differs from the charge started; not applied"
+        );
+        return Ok(WebhookOutcome::Ignored("amount differs"));
+    }
+    if !payments::record_webhook_event(
+        &mut tx,
+        provider.name(),
+        &event.id,
+        event.kind.as_str(),
+        now,
+    )
+    .await?
+    {
+        return Ok(WebhookOutcome::Duplicate);
+    }
+    if settle(app, &mut tx, &payment, outcome, None, now)
+        .await?
+        .is_none()
+    {
+        tx.commit().await?;
+        return Ok(WebhookOutcome::Ignored("the payment is past that point"));
+    }
+    tx.commit().await?;
+    app.ingestor.outbox_ready.notify_one();
+    Ok(WebhookOutcome::Applied)
 }
 
 async fn checkout_payment(
@@ -111,8 +182,14 @@ async fn checkout_payment(
             return Ok(WebhookOutcome::Ignored("amount differs"));
         }
     }
-    if !payments::record_webhook_event(&mut tx, provider.name(), &event.id, event_kind(event), now)
-        .await?
+    if !payments::record_webhook_event(
+        &mut tx,
+        provider.name(),
+        &event.id,
+        event.kind.as_str(),
+        now,
+    )
+    .await?
     {
         return Ok(WebhookOutcome::Duplicate);
     }
@@ -169,8 +246,14 @@ async fn checkout_setup(
         .context("fetching the saved method")?;
     let now = app.clock.now_millis();
     let mut tx = app.db.begin().await?;
-    if !payments::record_webhook_event(&mut tx, provider.name(), &event.id, event_kind(event), now)
-        .await?
+    if !payments::record_webhook_event(
+        &mut tx,
+        provider.name(),
+        &event.id,
+        event.kind.as_str(),
+        now,
+    )
+    .await?
     {
         return Ok(WebhookOutcome::Duplicate);
     }
@@ -211,16 +294,5 @@ pub fn method_name(kind: &PaymentMethodKind) -> &'static str {
         PaymentMethodKind::UsBankAccount => "us-bank-account",
         PaymentMethodKind::SepaDebit => "sepa-debit",
         PaymentMethodKind::Other(_) => "other",
-    }
-}
-
-fn event_kind(event: &VerifiedEvent) -> &'static str {
-    match event.kind {
-        EventKind::CheckoutSessionCompleted => "checkout.session.completed",
-        EventKind::CheckoutSessionAsyncPaymentSucceeded => {
-            "checkout.session.async_payment_succeeded"
-        }
-        EventKind::CheckoutSessionAsyncPaymentFailed => "checkout.session.async_payment_failed",
-        _ => "other",
     }
 }

@@ -17,7 +17,8 @@
 //!   declines), sends the webhooks and redirects to `success_url`.
 //! * State a test can inspect: charges, detached methods, requests, events
 //!   and their deliveries; and steer: `complete_session`, `settle_async`,
-//!   `settle_payment_intent`, `attach_method`, `fail_next_request`, `set_now`.
+//!   `settle_payment_intent`, `attach_method`, `fail_next_request`,
+//!   `lose_next_answer`, `set_now`.
 //!
 //! Objects have the shape of Stripe API version 2024-06-20, including fields
 //! Postdesk must not read (fingerprints, billing details).
@@ -183,6 +184,9 @@ struct FakeState {
     events: Vec<Value>,
     deliveries: Vec<Delivery>,
     fail_next: Vec<(u16, Value)>,
+    /// The next creating call is carried out, but its answer is a 500 (the
+    /// network failed after Stripe committed).
+    lose_next_answer: bool,
 }
 
 /// What a session carries for the objects it creates later.
@@ -270,6 +274,12 @@ impl FakeStripe {
     /// object (`{"type": …, "code": …, "message": …}`).
     pub fn fail_next_request(&self, status: u16, error: Value) {
         self.state().fail_next.push((status, error));
+    }
+
+    /// The next creating call (a charge) is carried out and remembered under
+    /// its idempotency key, but the caller gets a 500 instead of the answer.
+    pub fn lose_next_answer(&self) {
+        self.state().lose_next_answer = true;
     }
 
     pub fn charges(&self) -> Vec<Charge> {
@@ -773,6 +783,10 @@ fn idempotent(
         }
     }
     let events = st.events[events_before..].to_vec();
+    if std::mem::take(&mut st.lose_next_answer) {
+        let lost = json!({ "type": "api_error", "message": "An unknown error occurred" });
+        return (error_response(500, lost), events);
+    }
     (
         (StatusCode::from_u16(status).unwrap(), Json(body)).into_response(),
         events,
