@@ -92,39 +92,18 @@ async fn off_session_payment(
     } else {
         intent.amount
     };
-    if amount.minor() != payment.amount_minor
-        || !amount
-            .currency()
-            .code()
-            .eq_ignore_ascii_case(&payment.currency)
-    {
-        tracing::error!(
-            payment = payment.id,
-            "payment intent amount differs from the charge started; not applied"
-        );
-        return Ok(WebhookOutcome::Ignored("amount differs"));
-    }
-    if !payments::record_webhook_event(
-        &mut tx,
-        provider.name(),
-        &event.id,
-        event.kind.as_str(),
+    apply_settlement(
+        app,
+        provider,
+        event,
+        tx,
+        &payment,
+        Some(amount),
+        outcome,
+        None,
         now,
     )
-    .await?
-    {
-        return Ok(WebhookOutcome::Duplicate);
-    }
-    if settle(app, &mut tx, &payment, outcome, None, now)
-        .await?
-        .is_none()
-    {
-        tx.commit().await?;
-        return Ok(WebhookOutcome::Ignored("the payment is past that point"));
-    }
-    tx.commit().await?;
-    app.ingestor.outbox_ready.notify_one();
-    Ok(WebhookOutcome::Applied)
+    .await
 }
 
 async fn checkout_payment(
@@ -167,9 +146,39 @@ async fn checkout_payment(
     else {
         return Ok(WebhookOutcome::Ignored("a session Postdesk did not start"));
     };
-    if let Some(total) = session.amount_total {
-        if total.minor() != payment.amount_minor
-            || !total
+    let method = method.as_ref().map(method_name);
+    apply_settlement(
+        app,
+        provider,
+        event,
+        tx,
+        &payment,
+        session.amount_total,
+        outcome,
+        method,
+        now,
+    )
+    .await
+}
+
+/// The end of every payment event: the amount must be what was asked for,
+/// the event is recorded (a replay is a duplicate), then the payment is
+/// settled — all in `tx`.
+#[allow(clippy::too_many_arguments, reason = "one event's whole context")]
+async fn apply_settlement(
+    app: &App,
+    provider: &Arc<dyn PaymentProvider>,
+    event: &VerifiedEvent,
+    mut tx: crate::db::Tx,
+    payment: &payments::PaymentRecord,
+    amount: Option<crate::domain::Money>,
+    outcome: Settlement,
+    method: Option<&str>,
+    now: i64,
+) -> anyhow::Result<WebhookOutcome> {
+    if let Some(amount) = amount {
+        if amount.minor() != payment.amount_minor
+            || !amount
                 .currency()
                 .code()
                 .eq_ignore_ascii_case(&payment.currency)
@@ -177,7 +186,7 @@ async fn checkout_payment(
             // Never count money that is not what was asked for: a human looks.
             tracing::error!(
                 payment = payment.id,
-                "checkout amount differs from the payment started; not applied"
+                "the provider's amount differs from the payment started; not applied"
             );
             return Ok(WebhookOutcome::Ignored("amount differs"));
         }
@@ -193,8 +202,7 @@ async fn checkout_payment(
     {
         return Ok(WebhookOutcome::Duplicate);
     }
-    let method = method.as_ref().map(method_name);
-    if settle(app, &mut tx, &payment, outcome, method, now)
+    if settle(app, &mut tx, payment, outcome, method, now)
         .await?
         .is_none()
     {

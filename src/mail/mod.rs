@@ -18,3 +18,4 @@ pub mod staff_commands;
 pub mod subject;
 pub mod templates;
 pub mod threading;
+pub mod ticket_data;

@@ -6,14 +6,15 @@
 
 use serde_json::json;
 
-use super::ticket_mail::{assignee_and_staff, local_time, ticket_data};
+use super::ticket_mail::{assignee_and_staff, local_time, ticket_target, watched_ticket};
 use super::{JobKind, RunReport};
 use crate::app::App;
 use crate::clock::Millis;
 use crate::db::job_runs::{JobRun, NewRun};
 use crate::db::tickets::Visibility;
-use crate::db::{conversation, ticket_watch, Conn};
+use crate::db::{ticket_watch, Conn};
 use crate::mail::outgoing::{MailRequest, Origin};
+use crate::mail::ticket_data::ticket_data;
 
 pub const KIND: &str = "sla";
 const DUE_SOON: &str = "due-soon";
@@ -57,17 +58,8 @@ pub async fn execute(
     run: &JobRun,
     at: Millis,
 ) -> anyhow::Result<RunReport> {
-    let mut parts = run.target.split(':').skip(1);
-    let (Some(id), Some(due)) = (
-        parts.next().and_then(|p| p.parse::<i64>().ok()),
-        parts.next().and_then(|p| p.parse::<i64>().ok()),
-    ) else {
-        anyhow::bail!("sla run {} has a malformed target", run.id);
-    };
-    let (Some(watched), Some(ticket)) = (
-        ticket_watch::watched(tx, id).await?,
-        conversation::ticket_by_id(tx, id).await?,
-    ) else {
+    let (id, due) = ticket_target(run)?;
+    let Some((watched, ticket)) = watched_ticket(tx, id).await? else {
         return Ok(RunReport::new(run, JobKind::Sla, run.target.clone())
             .skipped("the ticket no longer exists"));
     };

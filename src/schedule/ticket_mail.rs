@@ -1,32 +1,42 @@
-//! What the ticket jobs put in their mails about a ticket, and who on the
-//! staff side hears of it.
-
-use serde_json::{json, Value};
+//! What the ticket jobs (SLA watch, waiting on the client) share: the
+//! ticket a run is about, who on the staff side hears of it, times as
+//! people read them.
 
 use crate::app::App;
-use crate::db::conversation::TicketRef;
-use crate::db::{contacts, Conn};
-use crate::domain::{EmailAddress, Priority, TicketStatus};
+use crate::db::conversation::{self, TicketRef};
+use crate::db::job_runs::JobRun;
+use crate::db::ticket_watch::{self, Watched};
+use crate::db::Conn;
+use crate::domain::EmailAddress;
 
-/// The `ticket` object of the ticket templates.
-pub async fn ticket_data(tx: &mut Conn, ticket: &TicketRef) -> anyhow::Result<Value> {
-    let client = match ticket.client_id {
-        Some(id) => contacts::client_name(tx, id).await?,
-        None => None,
-    };
-    let status = TicketStatus::parse(&ticket.status).unwrap_or(TicketStatus::Open);
-    let priority = Priority::parse(&ticket.priority).unwrap_or(Priority::Medium);
-    Ok(json!({
-        "number": ticket.number,
-        "subject": ticket.subject,
-        "status": status.as_str(),
-        "status_label": status.label(),
-        "priority": priority.as_str(),
-        "priority_label": priority.label(),
-        "client": client,
-        "requester": ticket.requester_email,
-        "assignee": ticket.assignee_email,
-    }))
+/// A ticket run's target `ticket:<id>:<n>`: the ticket id and the instant
+/// the run is keyed by (a due time, the start of a wait).
+pub fn ticket_target(run: &JobRun) -> anyhow::Result<(i64, i64)> {
+    let mut parts = run.target.split(':').skip(1);
+    match (
+        parts.next().and_then(|p| p.parse::<i64>().ok()),
+        parts.next().and_then(|p| p.parse::<i64>().ok()),
+    ) {
+        (Some(id), Some(n)) => Ok((id, n)),
+        _ => anyhow::bail!("{} run {} has a malformed target", run.kind, run.id),
+    }
+}
+
+/// The ticket of a run as the watch sees it and as mails show it, if it
+/// still exists.
+pub async fn watched_ticket(
+    tx: &mut Conn,
+    id: i64,
+) -> anyhow::Result<Option<(Watched, TicketRef)>> {
+    Ok(
+        match (
+            ticket_watch::watched(tx, id).await?,
+            conversation::ticket_by_id(tx, id).await?,
+        ) {
+            (Some(w), Some(t)) => Some((w, t)),
+            _ => None,
+        },
+    )
 }
 
 /// The assignee and everyone on the staff list, once each.

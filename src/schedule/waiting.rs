@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::ticket_mail::ticket_data;
+use super::ticket_mail::{ticket_target, watched_ticket};
 use super::{JobKind, RunReport};
 use crate::app::App;
 use crate::clock::Millis;
@@ -15,6 +15,7 @@ use crate::db::tickets::Visibility;
 use crate::db::{conversation, ticket_watch, Conn};
 use crate::domain::{EmailAddress, TicketStatus};
 use crate::mail::outgoing::{MailRequest, Origin};
+use crate::mail::ticket_data::ticket_data;
 
 pub const KIND: &str = "waiting";
 const REMIND: &str = "reminder";
@@ -57,17 +58,8 @@ pub async fn execute(
     run: &JobRun,
     at: Millis,
 ) -> anyhow::Result<RunReport> {
-    let mut parts = run.target.split(':').skip(1);
-    let (Some(id), Some(since)) = (
-        parts.next().and_then(|p| p.parse::<i64>().ok()),
-        parts.next().and_then(|p| p.parse::<i64>().ok()),
-    ) else {
-        anyhow::bail!("waiting run {} has a malformed target", run.id);
-    };
-    let (Some(watched), Some(ticket)) = (
-        ticket_watch::watched(tx, id).await?,
-        conversation::ticket_by_id(tx, id).await?,
-    ) else {
+    let (id, since) = ticket_target(run)?;
+    let Some((watched, ticket)) = watched_ticket(tx, id).await? else {
         return Ok(RunReport::new(run, JobKind::Waiting, run.target.clone())
             .skipped("the ticket no longer exists"));
     };

@@ -38,7 +38,7 @@ use crate::db::conversation::TicketRef;
 use crate::db::inbound::{self, MailboxUid, NewQuarantine};
 use crate::db::tickets::{self, Direction, NewAttachment, NewMessage, Visibility};
 use crate::db::{Db, DbError, Tx};
-use crate::domain::{EmailAddress, Priority, TicketStatus};
+use crate::domain::{EmailAddress, Priority};
 use crate::storage::{BlobKind, BlobStore, StorageError};
 
 /// Where a message came from.
@@ -935,23 +935,7 @@ impl Ingestor {
         tx: &mut AnyConnection,
         ticket: &TicketRef,
     ) -> Result<serde_json::Value, ApplyError> {
-        let client = match ticket.client_id {
-            Some(id) => contacts::client_name(tx, id).await?,
-            None => None,
-        };
-        let status = TicketStatus::parse(&ticket.status).unwrap_or(TicketStatus::Open);
-        let priority = Priority::parse(&ticket.priority).unwrap_or(Priority::Medium);
-        Ok(serde_json::json!({
-            "number": ticket.number,
-            "subject": ticket.subject,
-            "status": status.as_str(),
-            "status_label": status.label(),
-            "priority": priority.as_str(),
-            "priority_label": priority.label(),
-            "client": client,
-            "requester": ticket.requester_email,
-            "assignee": ticket.assignee_email,
-        }))
+        Ok(crate::mail::ticket_data::ticket_data(tx, ticket).await?)
     }
 
     /// Tells the staff about something on `ticket`: the assignee if there is
