@@ -1605,3 +1605,42 @@ async fn a_charge_whose_answer_was_lost_is_retried_under_its_key_and_a_debit_set
     assert_eq!(w.outbox("payment-received").await.len(), 2);
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_invoice_carries_its_pdf_when_the_operator_wants_it() {
+    let w = world("[payments]\nattach_invoice_pdf = true\n").await;
+    w.import_client(None).await;
+    w.import(&format!(
+        r#"{{"recurring_invoices":[{{"client":"{}","scope":"Managed workplace","currency":"EUR",
+            "quantity":"12","unit_price":"45.00","tax_rate":"19","frequency":"monthly",
+            "next_bill_date":"2026-12-01"}}]}}"#,
+        w.client()
+    ))
+    .await;
+    w.pass(JobKind::Recurring, "2026-12-01T06:00:00Z").await;
+    let mail = &w.outbox("invoice-issued").await[0];
+    let raw = {
+        let mut conn = w.app.db.conn().await.unwrap();
+        outbox::raw_of(&mut conn, mail.id).await.unwrap().unwrap()
+    };
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert!(message.body_text(0).unwrap().contains("attached as a PDF"));
+    let number = w.generated_invoices().await[0].0.clone();
+    let pdf = message
+        .attachments()
+        .find(|a| {
+            mail_parser::MimeHeaders::attachment_name(*a) == Some(&format!("invoice-{number}.pdf"))
+        })
+        .expect("the PDF attachment");
+    assert!(pdf.contents().starts_with(b"%PDF-"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invoice.pdf");
+    std::fs::write(&path, pdf.contents()).unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .args([path.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils, installed by tests/harness/install-deps.sh)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&number), "{text}");
+    assert!(text.contains("Managed workplace"), "{text}");
+}

@@ -30,6 +30,8 @@ pub struct BillingMail<'a> {
     pub also: Option<&'a Contact>,
     /// Optional mail (the monthly statement): not for contacts who opted out.
     pub optional: bool,
+    /// Files every copy carries (the invoice PDF).
+    pub attachments: &'a [OutgoingAttachment],
 }
 
 /// Who got the mail.
@@ -110,7 +112,7 @@ pub async fn mail_billing_contacts(
                     from_name: None,
                     in_reply_to: None,
                     extra_references: &[],
-                    attachments: &[],
+                    attachments: mail.attachments,
                 },
                 now_ms,
             )

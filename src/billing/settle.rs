@@ -143,6 +143,7 @@ pub async fn settle(
             }),
             also: payer.as_ref(),
             optional: false,
+            attachments: &[],
         },
         now_ms,
     )

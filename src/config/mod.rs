@@ -69,6 +69,8 @@ pub struct Config {
     /// How to pay when no provider is configured (`payments.instructions`),
     /// e.g. bank details; shown on invoice pages.
     pub payment_instructions: Option<String>,
+    /// "Invoice issued" mails carry the invoice PDF (`payments.attach_invoice_pdf`).
+    pub attach_invoice_pdf: bool,
     /// The company's time zone (`[company]`).
     pub company: CompanyConfig,
     /// When the scheduled jobs run (`[schedules]`).
@@ -572,6 +574,9 @@ fn default_max_message_mb() -> u64 {
 #[serde(deny_unknown_fields)]
 struct RawPayments {
     instructions: Option<String>,
+    /// Attach the invoice as a PDF to "invoice issued" mails.
+    #[serde(default)]
+    attach_invoice_pdf: bool,
     stripe: Option<RawStripe>,
 }
 
@@ -1018,6 +1023,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         hourly_rate,
     };
     let schedules = schedules::validate_schedules(raw.schedules, &err)?;
+    let attach_invoice_pdf = raw.payments.attach_invoice_pdf;
     let payment_instructions = raw
         .payments
         .instructions
@@ -1075,6 +1081,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         },
         payments,
         payment_instructions,
+        attach_invoice_pdf,
         company,
         schedules,
         hours,

@@ -184,6 +184,7 @@ async fn remind(
             }),
             also: None,
             optional: false,
+            attachments: &[],
         },
         at,
     )

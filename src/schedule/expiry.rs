@@ -269,6 +269,7 @@ pub async fn execute(
                 data: json!({ "client": client, "cards": card_lines }),
                 also: None,
                 optional: false,
+                attachments: &[],
             },
             at,
         )

@@ -91,6 +91,7 @@ pub async fn execute(
             }),
             also: None,
             optional: true,
+            attachments: &[],
         },
         at,
     )
