@@ -564,3 +564,40 @@ async fn a_saved_card_serves_auto_pay_until_removed_and_is_then_never_charged() 
     assert!(body.contains("nothing was changed"), "{body}");
     assert!(shop.fake.charges().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_id_was_never_recorded_is_found_by_its_payment_id() {
+    let shop = shop().await;
+    let session = shop.start_paying(&shop.invoice, "100.00").await;
+    // The process died after Stripe created the session and before the
+    // session id was written: the payment row has no reference.
+    {
+        let mut conn = shop.s.app.db.conn().await.unwrap();
+        let n = sqlx::query(
+            "UPDATE payments SET provider_reference = NULL WHERE provider_reference = $1",
+        )
+        .bind(&session)
+        .execute(&mut *conn)
+        .await
+        .unwrap()
+        .rows_affected();
+        assert_eq!(n, 1);
+    }
+    shop.fake
+        .complete_session(&session, None, PayWith::Card)
+        .await
+        .unwrap();
+    assert!(shop.fake.deliveries().iter().all(|d| d.status == Some(200)));
+    assert_eq!(
+        shop.balance(&shop.invoice).await,
+        (79_433, 10_000, "partial".into()),
+        "the money counted once"
+    );
+    assert_eq!(shop.kinds("payment-received").await, 1);
+    let mut conn = shop.s.app.db.conn().await.unwrap();
+    let payment = payments::payment_by_reference(&mut conn, "stripe", &session)
+        .await
+        .unwrap()
+        .expect("the session id is recorded now");
+    assert_eq!(payment.amount_minor, 10_000);
+}

@@ -46,6 +46,7 @@ fn payment(invoice: &str, amount: Money, key: &str) -> CheckoutPayment {
     CheckoutPayment {
         invoice_number: invoice.into(),
         client_ref: "17".into(),
+        payment_ref: "42".into(),
         customer: None,
         amount,
         description: format!("Invoice {invoice}"),
@@ -272,7 +273,10 @@ async fn a_card_payment_on_the_hosted_page_is_paid_and_signed_webhooks_follow() 
     let pi = client.fetch_payment_intent(&pi_id).await.unwrap();
     assert_eq!(pi.status, PaymentIntentStatus::Succeeded);
     assert_eq!(pi.amount_received, eur(5_000));
-    assert_eq!(pi.metadata, PaymentMetadata::for_invoice("INV-7", "17"));
+    assert_eq!(
+        pi.metadata,
+        PaymentMetadata::for_invoice("INV-7", "17").with(PaymentMetadata::PAYMENT, "42")
+    );
 
     // The page is closed now.
     let again = browser.get(&redirect.url).send().await.unwrap();

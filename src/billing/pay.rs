@@ -181,6 +181,7 @@ pub async fn start_payment(
     let checkout = CheckoutPayment {
         invoice_number: numbers.join(","),
         client_ref: client_id.to_string(),
+        payment_ref: payment_id.to_string(),
         customer,
         amount: Money::from_minor(total, cur),
         description: match numbers.as_slice() {

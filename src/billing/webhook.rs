@@ -14,9 +14,11 @@ use super::settle::{settle, Settlement};
 use crate::app::App;
 use crate::db::payment_methods::{self, NewMethod};
 use crate::db::payments;
+use crate::domain::PaymentStatus;
 use crate::payments::{
     CheckoutMode, CheckoutPaymentStatus, CheckoutSession, CheckoutStatus, EventKind,
-    PaymentIntentStatus, PaymentMethodKind, PaymentProvider, SetupIntentStatus, VerifiedEvent,
+    PaymentIntentStatus, PaymentMetadata, PaymentMethodKind, PaymentProvider, SetupIntentStatus,
+    VerifiedEvent,
 };
 
 /// What became of an event.
@@ -141,11 +143,14 @@ async fn checkout_payment(
     };
     let now = app.clock.now_millis();
     let mut tx = app.db.begin().await?;
-    let Some(payment) =
-        payments::payment_by_reference(&mut tx, provider.name(), &session.id).await?
-    else {
-        return Ok(WebhookOutcome::Ignored("a session Postdesk did not start"));
-    };
+    let payment =
+        match payments::payment_by_reference(&mut tx, provider.name(), &session.id).await? {
+            Some(p) => p,
+            None => match unrecorded_session(&mut tx, provider, session).await? {
+                Some(p) => p,
+                None => return Ok(WebhookOutcome::Ignored("a session Postdesk did not start")),
+            },
+        };
     let method = method.as_ref().map(method_name);
     apply_settlement(
         app,
@@ -159,6 +164,41 @@ async fn checkout_payment(
         now,
     )
     .await
+}
+
+/// The payment of a session whose id was never recorded (the process died
+/// between the provider creating it and us writing it down): found by the
+/// payment id in the session's metadata, if that payment is still open,
+/// has no session yet, and is the same client's. The session id is
+/// recorded now, in the caller's transaction.
+async fn unrecorded_session(
+    tx: &mut crate::db::Conn,
+    provider: &Arc<dyn PaymentProvider>,
+    session: &CheckoutSession,
+) -> anyhow::Result<Option<payments::PaymentRecord>> {
+    let meta = &session.metadata;
+    let Some(id) = meta
+        .other
+        .get(PaymentMetadata::PAYMENT)
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return Ok(None);
+    };
+    let Some(payment) = payments::payment_by_id(tx, id).await? else {
+        return Ok(None);
+    };
+    let same_client = meta.client_ref.as_deref() == Some(payment.client_id.to_string().as_str());
+    if !same_client || payment.provider_reference.is_some() || payment.status != PaymentStatus::Open
+    {
+        return Ok(None);
+    }
+    payments::set_provider_reference(tx, payment.id, &session.id).await?;
+    tracing::warn!(
+        payment = payment.id,
+        provider = provider.name(),
+        "a checkout session was matched to its payment by metadata (its id had not been recorded)"
+    );
+    Ok(payments::payment_by_id(tx, id).await?)
 }
 
 /// The end of every payment event: the amount must be what was asked for,

@@ -101,6 +101,8 @@ pub struct PaymentMetadata {
 impl PaymentMetadata {
     pub const INVOICE_NUMBER: &'static str = "invoice_number";
     pub const CLIENT_REF: &'static str = "client_ref";
+    /// Our payment's id (key of [`PaymentMetadata::other`]).
+    pub const PAYMENT: &'static str = "payment";
 
     pub fn for_invoice(invoice_number: &str, client_ref: &str) -> Self {
         Self {
@@ -167,6 +169,10 @@ pub struct NewCustomer {
 pub struct CheckoutPayment {
     pub invoice_number: String,
     pub client_ref: String,
+    /// Our payment's id, stored on the session: if we crash between the
+    /// provider creating the session and us recording its id, the webhook
+    /// still finds the payment.
+    pub payment_ref: String,
     /// The provider's customer of this client, when it has one (the payer
     /// then sees saved details and can save the method).
     pub customer: Option<CustomerId>,

@@ -181,7 +181,8 @@ impl PaymentProvider for StripeClient {
                 "no configured payment method type can pay in {currency}"
             )));
         }
-        let metadata = PaymentMetadata::for_invoice(&payment.invoice_number, &payment.client_ref);
+        let metadata = PaymentMetadata::for_invoice(&payment.invoice_number, &payment.client_ref)
+            .with(PaymentMetadata::PAYMENT, &payment.payment_ref);
         let mut form = Form::default();
         form.add("mode", "payment");
         form.add("client_reference_id", &payment.client_ref);

@@ -214,7 +214,7 @@ pub async fn charge(
                 &c.invoice.client_id.to_string(),
             )
             .with("attempt", &attempt.to_string())
-            .with("payment", &payment.id.to_string()),
+            .with(PaymentMetadata::PAYMENT, &payment.id.to_string()),
             idempotency_key: key.clone(),
         })
         .await;
