@@ -16,6 +16,7 @@ use crate::mail::imap;
 use crate::mail::ingest::Ingestor;
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::templates::Templates;
+use crate::metrics::Metrics;
 use crate::payments::{PaymentProvider, StripeClient};
 use crate::storage::BlobStore;
 
@@ -29,6 +30,7 @@ pub struct App {
     pub clock: SharedClock,
     /// The payment provider, when `[payments.stripe]` is configured.
     pub payments: Option<Arc<dyn PaymentProvider>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -44,6 +46,7 @@ impl App {
             Templates::load(config.templates_dir.as_deref()).context("loading mail templates")?,
         );
         let ready = Arc::new(Notify::new());
+        let metrics = Metrics::new();
         let ingestor = Ingestor {
             config: config.clone(),
             db: db.clone(),
@@ -54,6 +57,7 @@ impl App {
             },
             clock: clock.clone(),
             outbox_ready: ready.clone(),
+            metrics: metrics.clone(),
         };
         let sender = OutboxSender {
             db: db.clone(),
@@ -61,6 +65,7 @@ impl App {
             connector: SmtpConnector::new(config.smtp.clone()),
             ready,
             journal_dir: crate::jobs::send_journal::journal_dir(&config.storage.dir),
+            metrics: metrics.clone(),
         };
         let payments = match &config.payments {
             Some(stripe) => Some(Arc::new(
@@ -75,6 +80,7 @@ impl App {
             sender,
             clock,
             payments,
+            metrics,
         })
     }
 

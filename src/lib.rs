@@ -31,6 +31,7 @@ pub mod import;
 pub mod jobs;
 pub mod links;
 pub mod mail;
+pub mod metrics;
 pub mod payments;
 pub mod pdf;
 pub mod schedule;

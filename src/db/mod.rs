@@ -169,6 +169,13 @@ impl Db {
         Ok(self.pool.acquire().await?)
     }
 
+    /// One round trip: is the database there?
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -308,3 +308,12 @@ pub async fn raw_of(conn: &mut AnyConnection, id: i64) -> Result<Option<Vec<u8>>
         .await?;
     Ok(row.map(|r| r.0))
 }
+
+/// When the oldest mail still waiting was queued, if any.
+pub async fn oldest_pending(conn: &mut AnyConnection) -> Result<Option<Millis>, DbError> {
+    let (oldest,): (Option<i64>,) =
+        sqlx::query_as("SELECT MIN(created_at) FROM outbox WHERE status = 'pending'")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(oldest)
+}

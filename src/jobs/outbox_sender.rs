@@ -34,6 +34,7 @@ pub struct OutboxSender {
     pub ready: Arc<Notify>,
     /// Where the senders keep their journals (under `storage.dir`).
     pub journal_dir: PathBuf,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What one sender holds between rounds: its SMTP session and its journal.
@@ -213,8 +214,12 @@ impl OutboxSender {
         let mut conn = self.db.conn().await?;
         let now = self.clock.now_millis();
         match result {
-            Ok(()) => outbox::mark_sent(&mut conn, mail.id, now).await?,
+            Ok(()) => {
+                self.metrics.mail_sent.inc();
+                outbox::mark_sent(&mut conn, mail.id, now).await?
+            }
             Err(e) => {
+                self.metrics.send_failures.inc();
                 let attempts = mail.attempts + 1;
                 let retry_at = (!e.is_permanent() && attempts < MAX_ATTEMPTS)
                     .then(|| now + retry_delay(attempts).as_millis() as i64);

@@ -48,9 +48,13 @@ pub enum ImapError {
 /// Watches `mailbox` until `cancel`.
 pub async fn watch(ingestor: Ingestor, mailbox: MailboxConfig, cancel: CancellationToken) {
     let mut backoff = Duration::from_secs(1);
+    let connected = ingestor.metrics.mailbox(&mailbox.name);
+    connected.set(0);
     while !cancel.is_cancelled() {
         let started = Instant::now();
-        match run_session(&ingestor, &mailbox, &cancel).await {
+        let result = run_session(&ingestor, &mailbox, &cancel).await;
+        connected.set(0);
+        match result {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(mailbox = %mailbox.name, error = %e, "IMAP session ended; reconnecting");
@@ -137,6 +141,7 @@ async fn run_session(
     let selected = session.select(&mailbox.folder).await?;
     let uidvalidity = selected.uid_validity.unwrap_or(0);
     tracing::info!(mailbox = %mailbox.name, uidvalidity, idle = has_idle, "IMAP session ready");
+    ingestor.metrics.mailbox(&mailbox.name).set(1);
 
     // Messages applied before a crash but never flagged/moved: finish them.
     let last = {

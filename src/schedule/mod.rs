@@ -348,7 +348,10 @@ pub async fn run_pass(
             let Some(run) = claimed else { break };
             if kind == JobKind::Autopay {
                 match autopay::charge(app, worker, &run, at).await {
-                    Ok(Some(r)) => report.runs.push(r),
+                    Ok(Some(r)) => {
+                        count_run(app, &r);
+                        report.runs.push(r)
+                    }
                     Ok(None) => report.deferred += 1,
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), run = run.id, "auto-pay run failed; retrying later");
@@ -359,7 +362,10 @@ pub async fn run_pass(
                 continue;
             }
             match execute_and_commit(app, worker, &run, at).await {
-                Ok(Some(runs)) => report.runs.extend(runs),
+                Ok(Some(runs)) => {
+                    runs.iter().for_each(|r| count_run(app, r));
+                    report.runs.extend(runs)
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), run = run.id, kind = kind.as_str(), "job run failed; retrying later");
@@ -375,6 +381,16 @@ pub async fn run_pass(
     let mut conn = app.db.conn().await?;
     job_runs::record_pass(&mut conn, kind.as_str(), at).await?;
     Ok(report)
+}
+
+fn count_run(app: &App, run: &RunReport) {
+    app.metrics
+        .job_runs
+        .get_or_create(&crate::metrics::JobLabel {
+            kind: run.kind.to_string(),
+            status: run.status.as_str().to_string(),
+        })
+        .inc();
 }
 
 /// One run in its own transaction; `None` when its claim was lost to

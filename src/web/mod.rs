@@ -8,6 +8,7 @@
 
 mod api;
 mod csrf;
+mod health;
 mod invoice;
 mod link;
 pub mod pages;
@@ -71,6 +72,15 @@ pub fn router(app: App) -> Router {
         .route("/invoice/{number}/pay", axum::routing::post(invoice::pay))
         .route("/invoice/{number}/pdf", get(invoice::pdf))
         .route("/webhooks/stripe", axum::routing::post(webhook::stripe))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/metrics",
+            get(health::metrics).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::require_token,
+            )),
+        )
         .route(
             "/quote/{number}/decision",
             axum::routing::post(quote::decide),

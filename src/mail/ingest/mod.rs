@@ -101,6 +101,21 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The outcome's name, as in its JSON (`ticket-created`, `duplicate`…).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::TicketCreated { .. } => "ticket-created",
+            Self::Added { .. } => "added",
+            Self::CommandRejected { .. } => "command-rejected",
+            Self::Duplicate => "duplicate",
+            Self::Quarantined { .. } => "quarantined",
+            Self::Rejected => "rejected",
+            Self::Ignored { .. } => "ignored",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// Try again later; the message must stay where it is.
@@ -236,6 +251,7 @@ pub struct Ingestor {
     /// Woken after a commit that queued mail, so the sender does not wait for
     /// its next poll.
     pub outbox_ready: Arc<Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The de-duplication key: the Message-ID, or the raw bytes' hash without one.
@@ -595,6 +611,7 @@ impl Ingestor {
         &self,
         batch: &[(Delivery<'_>, &str)],
     ) -> (Vec<Outcome>, Option<IngestError>) {
+        let started = std::time::Instant::now();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut tx = match self.db.begin().await {
             Ok(tx) => tx,
@@ -623,6 +640,16 @@ impl Ingestor {
         }
         if queued {
             self.outbox_ready.notify_one();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        for outcome in &outcomes {
+            self.metrics
+                .ingested
+                .get_or_create(&crate::metrics::OutcomeLabel {
+                    outcome: outcome.label().to_string(),
+                })
+                .inc();
+            self.metrics.ingest_seconds.observe(seconds);
         }
         (outcomes, failure)
     }

@@ -121,7 +121,11 @@ pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ap
     })
 }
 
-async fn require_token(State(state): State<WebState>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_token(
+    State(state): State<WebState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = state.app.config.web.admin_token.as_deref() else {
         return ApiError::new(StatusCode::NOT_FOUND, "the admin API is not enabled")
             .into_response();

@@ -1,0 +1,76 @@
+//! What operators and their tools ask of a running daemon: `/healthz` (the
+//! process answers), `/readyz` (the database answers and every mailbox's
+//! IMAP session is up; 503 naming what is not) and `/metrics` (Prometheus
+//! text format, behind the admin token).
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::WebState;
+use crate::db::outbox;
+
+pub(crate) async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
+    let app = &state.app;
+    let database = match app.db.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unavailable");
+            "unavailable".to_string()
+        }
+    };
+    let mut ready = database == "ok";
+    let mut mailboxes = serde_json::Map::new();
+    for m in &app.config.mailboxes {
+        let up = app.metrics.mailbox(&m.name).get() == 1;
+        ready &= up;
+        mailboxes.insert(
+            m.name.clone(),
+            json!(if up { "connected" } else { "disconnected" }),
+        );
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": ready, "database": database, "mailboxes": mailboxes })),
+    )
+        .into_response()
+}
+
+pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
+    let app = &state.app;
+    let now = app.clock.now_millis();
+    let figures = async {
+        let mut conn = app.db.conn().await?;
+        let depth = outbox::pending_count(&mut conn).await?;
+        let oldest = outbox::oldest_pending(&mut conn).await?;
+        Ok::<_, crate::db::DbError>((depth, oldest))
+    }
+    .await;
+    let (depth, age) = match figures {
+        Ok((depth, oldest)) => (depth, oldest.map(|t| (now - t).max(0) / 1000).unwrap_or(0)),
+        Err(e) => {
+            // The process's own counters are still worth a scrape.
+            tracing::warn!(error = %e, "metrics: database unavailable");
+            (-1, -1)
+        }
+    };
+    let mut response = app.metrics.render(depth, age).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
+}
