@@ -87,6 +87,7 @@ impl App {
     /// Runs the mailbox watchers and outbox senders until `cancel`, then waits
     /// for each to reach a safe point.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let _single = crate::run_lock::acquire(&self.config.database.url)?;
         let listener = tokio::net::TcpListener::bind(&self.config.web.listen)
             .await
             .with_context(|| format!("web.listen: cannot listen on {}", self.config.web.listen))?;

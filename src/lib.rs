@@ -34,6 +34,7 @@ pub mod mail;
 pub mod metrics;
 pub mod payments;
 pub mod pdf;
+pub mod run_lock;
 pub mod schedule;
 pub mod storage;
 pub mod tls;

@@ -22,7 +22,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Fixed record size: a 20-digit id and a newline. The file is written in
@@ -59,11 +58,6 @@ pub struct SendJournal {
     owner: String,
 }
 
-fn try_lock(file: &File) -> bool {
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
 impl SendJournal {
     /// Creates and locks a fresh journal file in `dir`.
     pub fn create(dir: &Path) -> Result<SendJournal, JournalError> {
@@ -76,7 +70,7 @@ impl SendJournal {
             .create_new(true)
             .open(&path)
             .map_err(io(&path))?;
-        if !try_lock(&file) {
+        if !crate::run_lock::try_lock_exclusive(&file) {
             return Err(JournalError {
                 path,
                 source: std::io::Error::other("could not lock a file we just created"),
@@ -165,7 +159,7 @@ where
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io(&path)(e).into()),
         };
-        if !try_lock(&file) {
+        if !crate::run_lock::try_lock_exclusive(&file) {
             continue; // its sender is alive
         }
         let mut buf = [0u8; RECORD];
