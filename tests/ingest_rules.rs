@@ -404,3 +404,119 @@ async fn every_mime_sample_becomes_a_ticket_or_a_quarantine_entry() {
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// A mail from `from` as the trusted MTA (`mx.msp.test`) stamped it.
+fn stamped(from: &str, to: &str, subject: &str, id: &str, body: &str, dmarc: &str) -> Vec<u8> {
+    let mut raw =
+        format!("Authentication-Results: mx.msp.test; spf=pass; dmarc={dmarc} header.from=x\r\n")
+            .into_bytes();
+    raw.extend(simple_mail(from, to, subject, id, body));
+    raw
+}
+
+#[tokio::test]
+async fn a_sender_failing_dmarc_is_never_taken_for_the_contact_or_technician() {
+    let t = TestEnv::new().await;
+    let app = t
+        .app("[mail_auth]\ntrusted_authserv_id = \"mx.msp.test\"\n")
+        .await;
+    t.import_customer(&app).await;
+    let alice = t.addr("alice", "customer.test");
+
+    // A new request "from Alice" that failed DMARC: kept for review, no ticket.
+    let spoofed = stamped(
+        &alice,
+        &t.support,
+        "Change the bank account",
+        "s1@x.test",
+        "Pay to …",
+        "fail",
+    );
+    match ingest(&app, &spoofed).await {
+        Outcome::Quarantined { reason } => assert!(reason.contains("DMARC"), "{reason}"),
+        other => panic!("expected quarantine, got {other:?}"),
+    }
+    // A header with another authserv-id is the sender's own claim: ignored.
+    let forged_pass = format!(
+        "Authentication-Results: evil.test; dmarc=pass\r\n{}",
+        String::from_utf8(stamped(
+            &alice,
+            &t.support,
+            "Printer",
+            "s2@x.test",
+            "jammed",
+            "pass"
+        ))
+        .unwrap()
+    );
+    let number = match ingest(&app, forged_pass.as_bytes()).await {
+        Outcome::TicketCreated { ticket } => ticket,
+        other => panic!("expected a ticket, got {other:?}"),
+    };
+    let mut conn = app.db.conn().await.unwrap();
+    let ticket = postdesk::db::conversation::ticket_by_number(&mut conn, &number)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = t.support.replace('@', &format!("+{}@", ticket.reply_token));
+
+    // A technician's #close from a spoofed staff address: a note, not a command.
+    let spoofed_staff = stamped(
+        &t.staff,
+        &token,
+        &format!("Re: [#{number}] Printer"),
+        "s3@x.test",
+        "#status closed\r\n\r\nDone.",
+        "fail",
+    );
+    assert_eq!(
+        ingest(&app, &spoofed_staff).await,
+        Outcome::Added {
+            ticket: number.clone(),
+            kind: "internal-note".into()
+        }
+    );
+    // A client "reply" that failed DMARC: kept as an internal note too.
+    let spoofed_reply = stamped(
+        &alice,
+        &token,
+        &format!("Re: [#{number}] Printer"),
+        "s4@x.test",
+        "Ignore the ticket.",
+        "fail",
+    );
+    assert_eq!(
+        ingest(&app, &spoofed_reply).await,
+        Outcome::Added {
+            ticket: number.clone(),
+            kind: "internal-note".into()
+        }
+    );
+    let detail = tickets::show_ticket(
+        &mut conn,
+        &TicketNumber::parse("T-", number.trim_start_matches("T-")).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_ne!(
+        detail.ticket.status, "closed",
+        "the spoofed command did nothing"
+    );
+    // And a genuine reply (DMARC pass) is public as always.
+    let genuine = stamped(
+        &alice,
+        &token,
+        &format!("Re: [#{number}] Printer"),
+        "s5@x.test",
+        "Still jammed.",
+        "pass",
+    );
+    assert_eq!(
+        ingest(&app, &genuine).await,
+        Outcome::Added {
+            ticket: number,
+            kind: "reply".into()
+        }
+    );
+}

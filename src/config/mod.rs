@@ -77,6 +77,9 @@ pub struct Config {
     pub schedules: SchedulesConfig,
     /// Worked time and invoices (`[hours]`).
     pub hours: HoursConfig,
+    /// The authserv-id whose `Authentication-Results` are believed
+    /// (`[mail_auth] trusted_authserv_id`); `None`: DMARC is not read.
+    pub trusted_authserv_id: Option<String>,
 }
 
 /// Whether time no prepaid block covers is billed, and at what rate.
@@ -316,6 +319,15 @@ struct RawConfig {
     schedules: schedules::RawSchedules,
     #[serde(default)]
     hours: RawHours,
+    #[serde(default)]
+    mail_auth: RawMailAuth,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMailAuth {
+    /// The authserv-id of the operator's own MTA in `Authentication-Results`.
+    trusted_authserv_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1018,6 +1030,19 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             "is needed when bill_unbilled_time is on".into(),
         ));
     }
+    let trusted_authserv_id = match raw
+        .mail_auth
+        .trusted_authserv_id
+        .map(|s| s.trim().to_string())
+    {
+        Some(id) if id.is_empty() || id.contains([';', ' ']) => {
+            return Err(err(
+                "mail_auth.trusted_authserv_id",
+                format!("`{id}` is not an authserv-id (the MTA's host name, e.g. mx.example.com)"),
+            ))
+        }
+        other => other,
+    };
     let hours = HoursConfig {
         bill_unbilled_time: raw.hours.bill_unbilled_time,
         hourly_rate,
@@ -1085,6 +1110,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         company,
         schedules,
         hours,
+        trusted_authserv_id,
     })
 }
 
@@ -1361,6 +1387,11 @@ secret = "0123456789abcdef0123456789abcdef"
                 "[company]\nholidays = [\"25.12.2026\"]\n",
                 "company.holidays[0]",
                 "not a date",
+            ),
+            (
+                "[mail_auth]\ntrusted_authserv_id = \"mx.example.com; dmarc=pass\"\n",
+                "mail_auth.trusted_authserv_id",
+                "not an authserv-id",
             ),
         ] {
             match load(&format!("{MINIMAL}\n{extra}"), &[]) {

@@ -2,6 +2,7 @@
 //! Outbound: templates → compose → outbox row → SMTP (sent by `jobs`).
 //! No SQL here: storage goes through `db`.
 
+pub mod authentication_results;
 pub mod bounce;
 pub mod classify;
 pub mod compose;

@@ -24,6 +24,7 @@ mod reply;
 mod staff;
 mod system;
 
+use super::authentication_results::{dmarc_verdict, Dmarc};
 use super::bounce::{parse_bounce, BounceReport};
 use super::classify::{classify, Classification};
 use super::outgoing::{MailRequest, Mailer, Origin, QueueError};
@@ -231,6 +232,10 @@ pub struct Plan {
     /// What a bounce said, when it is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bounce: Option<BounceReport>,
+    /// The trusted MTA's DMARC verdict (`pass`, `fail`, `other`), when
+    /// `[mail_auth]` names it and it wrote one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dmarc: Option<&'static str>,
     /// Internal: the ticket the action is about.
     #[serde(skip)]
     ticket: Option<TicketRef>,
@@ -351,6 +356,7 @@ impl Ingestor {
             trimmed_text: String::new(),
             commands: Vec::new(),
             bounce: None,
+            dmarc: None,
             ticket: None,
             staff_commands: Vec::new(),
             staff_body: String::new(),
@@ -381,6 +387,19 @@ impl Ingestor {
         plan.classification = classification;
         plan.classification_reason = reason;
         plan.sender = self.identify_sender(conn, mail).await?;
+        let dmarc = self
+            .config
+            .trusted_authserv_id
+            .as_deref()
+            .and_then(|id| dmarc_verdict(raw, id));
+        plan.dmarc = dmarc.map(|d| match d {
+            Dmarc::Pass => "pass",
+            Dmarc::Fail => "fail",
+            Dmarc::Other => "other",
+        });
+        // A sender whose domain failed DMARC may not be who the From: says:
+        // never acted on as that contact or technician.
+        let unverified = dmarc == Some(Dmarc::Fail);
 
         let sender_client = match &plan.sender {
             SenderPlan::Contact { client_id, .. } => *client_id,
@@ -431,6 +450,16 @@ impl Ingestor {
             },
             Classification::Spam => ActionPlan::Quarantine {
                 reason: "flagged as spam by the upstream filter".into(),
+            },
+            Classification::Human if unverified => match thread {
+                Some(m) => ActionPlan::InternalNote {
+                    ticket: m.ticket.number,
+                },
+                None => ActionPlan::Quarantine {
+                    reason: "the sender's domain failed DMARC at the trusted MTA: \
+                             not taken as the address it claims"
+                        .into(),
+                },
             },
             Classification::Human => match (&plan.sender, thread) {
                 (SenderPlan::Missing, _) => ActionPlan::Quarantine {
