@@ -54,6 +54,7 @@ impl App {
             mailer: crate::mail::outgoing::Mailer {
                 config: config.clone(),
                 templates,
+                dkim: config.dkim.as_ref().map(|d| Arc::new(d.signer())),
             },
             clock: clock.clone(),
             outbox_ready: ready.clone(),

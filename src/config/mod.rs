@@ -80,6 +80,65 @@ pub struct Config {
     /// The authserv-id whose `Authentication-Results` are believed
     /// (`[mail_auth] trusted_authserv_id`); `None`: DMARC is not read.
     pub trusted_authserv_id: Option<String>,
+    /// Outgoing mail is DKIM-signed with this (`[dkim]`).
+    pub dkim: Option<DkimSettings>,
+}
+
+/// A DKIM key, checked at load: `domain`, `selector` and the private key.
+#[derive(Clone)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: lettre::message::dkim::DkimSigningAlgorithm,
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for DkimSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimSettings")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("private_key", &"<secret>")
+            .finish()
+    }
+}
+
+impl DkimSettings {
+    /// What lettre signs with: relaxed/relaxed, over the headers that say
+    /// who, what and which thread.
+    pub fn signer(&self) -> lettre::message::dkim::DkimConfig {
+        use lettre::message::dkim::{
+            DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningKey,
+        };
+        use lettre::message::header::HeaderName;
+        // Checked when the configuration was loaded.
+        let key = DkimSigningKey::new(&self.private_key, self.algorithm)
+            .expect("a DKIM key checked at load");
+        let headers = [
+            "From",
+            "To",
+            "Cc",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "In-Reply-To",
+            "References",
+            "Reply-To",
+        ]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
+        DkimConfig::new(
+            self.selector.clone(),
+            self.domain.clone(),
+            key,
+            headers,
+            DkimCanonicalization {
+                header: DkimCanonicalizationType::Relaxed,
+                body: DkimCanonicalizationType::Relaxed,
+            },
+        )
+    }
 }
 
 /// Whether time no prepaid block covers is billed, and at what rate.
@@ -321,6 +380,21 @@ struct RawConfig {
     hours: RawHours,
     #[serde(default)]
     mail_auth: RawMailAuth,
+    dkim: Option<RawDkim>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    domain: String,
+    selector: String,
+    /// RSA: the PKCS#1 PEM; Ed25519: the base64 of the 32-byte secret.
+    private_key: String,
+    #[serde(default = "default_dkim_algorithm")]
+    algorithm: String,
+}
+fn default_dkim_algorithm() -> String {
+    "rsa".into()
 }
 
 #[derive(Deserialize, Default)]
@@ -752,6 +826,7 @@ fn resolve_secret_files(
                             | "admin_token_file"
                             | "secret_key_file"
                             | "webhook_secrets_file"
+                            | "private_key_file"
                     )
                 })
                 .cloned()
@@ -1043,6 +1118,54 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         }
         other => other,
     };
+    let dkim = match raw.dkim {
+        None => None,
+        Some(d) => {
+            use lettre::message::dkim::{DkimSigningAlgorithm, DkimSigningKey};
+            let algorithm = match d.algorithm.trim() {
+                "rsa" => DkimSigningAlgorithm::Rsa,
+                "ed25519" => DkimSigningAlgorithm::Ed25519,
+                other => {
+                    return Err(err(
+                        "dkim.algorithm",
+                        format!("`{other}` is not one of rsa, ed25519"),
+                    ))
+                }
+            };
+            let private_key = d.private_key.trim().to_string();
+            if let Err(e) = DkimSigningKey::new(&private_key, algorithm) {
+                return Err(err(
+                    "dkim.private_key",
+                    format!(
+                        "not a usable {} key ({e}); RSA wants a PKCS#1 PEM \
+                         (openssl genrsa -traditional)",
+                        d.algorithm.trim()
+                    ),
+                ));
+            }
+            let domain = d.domain.trim().to_ascii_lowercase();
+            if EmailAddress::parse(&format!("x@{domain}")).is_err() {
+                return Err(err("dkim.domain", format!("`{domain}` is not a domain")));
+            }
+            let selector = d.selector.trim().to_string();
+            if selector.is_empty()
+                || !selector
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+            {
+                return Err(err(
+                    "dkim.selector",
+                    "must be letters, digits, '-' or '.'".into(),
+                ));
+            }
+            Some(DkimSettings {
+                domain,
+                selector,
+                algorithm,
+                private_key,
+            })
+        }
+    };
     let hours = HoursConfig {
         bill_unbilled_time: raw.hours.bill_unbilled_time,
         hourly_rate,
@@ -1111,6 +1234,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         schedules,
         hours,
         trusted_authserv_id,
+        dkim,
     })
 }
 

@@ -1,7 +1,8 @@
 //! Outgoing mail → RFC 5322 bytes (lettre's builder), with the headers every
 //! Postdesk mail carries: our signed Message-ID, thread headers, the loop
 //! header, and for automated mail `Auto-Submitted` and
-//! `X-Auto-Response-Suppress` so auto-responders stay quiet.
+//! `X-Auto-Response-Suppress` so auto-responders stay quiet; DKIM-signed
+//! when the operator configured a key.
 
 use lettre::message::header::ContentType;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -30,6 +31,8 @@ pub struct Outgoing<'a> {
     /// `Auto-Submitted` (RFC 3834) when the system sent it, not a person.
     pub auto_submitted: Option<&'static str>,
     pub attachments: &'a [super::outgoing::OutgoingAttachment],
+    /// DKIM-signs the finished mail.
+    pub dkim: Option<&'a lettre::message::dkim::DkimConfig>,
     /// Identifies this installation in the loop header.
     pub loop_token: &'a str,
     pub content: &'a RenderedMail,
@@ -85,6 +88,10 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, ComposeError> {
             HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
             "All".into(),
         ));
+    }
+    if let Some(dkim) = o.dkim {
+        // Last: the signature covers the headers as they go out.
+        message.sign(dkim);
     }
     Ok(message.formatted())
 }

@@ -118,6 +118,8 @@ pub struct Queued {
 pub struct Mailer {
     pub config: Arc<Config>,
     pub templates: Arc<Templates>,
+    /// Signs every mail when `[dkim]` is configured.
+    pub dkim: Option<Arc<lettre::message::dkim::DkimConfig>>,
 }
 
 impl Mailer {
@@ -257,6 +259,7 @@ impl Mailer {
             references: &references,
             auto_submitted: req.origin.auto_submitted(),
             attachments: req.attachments,
+            dkim: self.dkim.as_deref(),
             loop_token: &domain,
             content: &rendered,
         })

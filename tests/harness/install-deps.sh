@@ -7,7 +7,8 @@
 #   - cargo-nextest (`cargo install --locked`) unless `cargo nextest` works
 #     or --no-nextest is given;
 #   - for the browser tests: Debian's Chromium, Node.js and npm, and the npm
-#     packages of tests/browser (`npm ci` from its package-lock.json).
+#     packages of tests/browser (`npm ci` from its package-lock.json);
+#   - python3-dkim: an independent DKIM verifier for the signing test.
 # Installing Debian's postfix/dovecot/postgresql packages may start the
 # system-wide daemons (ports 25, 143/993, 5432).  The harness never uses them
 # (its private instances use other ports), so daemons that this install
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 PKGS=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl postgresql ca-certificates acl
-  poppler-utils chromium fonts-dejavu-core)
+  poppler-utils chromium fonts-dejavu-core python3-dkim)
 # Node.js and npm: Debian's, unless the machine has its own already.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 WITH_NEXTEST=1
