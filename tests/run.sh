@@ -9,7 +9,9 @@
 # 4. cargo build --all-targets;
 # 5. cargo nextest run against SQLite (POSTDESK_TEST_DB=sqlite), then against
 #    PostgreSQL (POSTDESK_TEST_DB=postgres, POSTDESK_TEST_PG_URL=...); both
-#    always run, the exit status is non-zero if anything failed.
+#    always run, the exit status is non-zero if anything failed;
+# 6. with --lint (CI) and no test filter: each fuzz target for
+#    $POSTDESK_FUZZ_SECONDS (default 20) seconds (tests/harness/fuzz.sh).
 # Extra arguments go to both nextest runs, e.g. `bash tests/run.sh imap::`.
 # Environment seen by the tests: the MAILTEST_* variables of the mail env.sh
 # (also reachable through POSTDESK_TEST_MAIL_ENV=<path of that env.sh>),
@@ -127,5 +129,9 @@ step sqlite env -u DATABASE_URL POSTDESK_TEST_DB=sqlite \
   cargo nextest run --no-fail-fast ${NEXTEST_ARGS[@]+"${NEXTEST_ARGS[@]}"}
 step postgres env POSTDESK_TEST_DB=postgres POSTDESK_TEST_PG_URL="$PG_URL" DATABASE_URL="$PG_URL" \
   cargo nextest run --no-fail-fast ${NEXTEST_ARGS[@]+"${NEXTEST_ARGS[@]}"}
+# A short fuzzing round in CI (longer runs: tests/harness/fuzz.sh SECONDS).
+if [ "$LINT" = 1 ] && [ ${#NEXTEST_ARGS[@]} = 0 ]; then
+  step fuzz bash "$H/fuzz.sh" "${POSTDESK_FUZZ_SECONDS:-20}"
+fi
 
 exit "$FAILED"
