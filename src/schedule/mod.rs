@@ -49,6 +49,11 @@ use crate::db::Conn;
 /// How long a worker holds a claimed run before another may take it.
 pub const LEASE: Duration = Duration::from_secs(300);
 
+/// A job whose pass deferred work (or failed) runs again after this, rather
+/// than only at its next cron time; the deferred runs carry their own
+/// backoff in `due_at`.
+const RETRY_SOON: Duration = Duration::from_secs(300);
+
 /// Passes that plan something new are repeated (a recurring invoice three
 /// months behind bills one month per round), but never without end.
 const MAX_ROUNDS: usize = 120;
@@ -475,7 +480,9 @@ pub async fn run(app: App, cancel: CancellationToken) {
             if at > now || cancel.is_cancelled() {
                 continue;
             }
-            match run_pass(&app, &worker, *kind, now, false, &cancel).await {
+            // Work that failed this time is tried again soon, not only at
+            // the job's next cron time (a day away for most jobs).
+            let retry_soon = match run_pass(&app, &worker, *kind, now, false, &cancel).await {
                 Ok(report) => {
                     if !report.runs.is_empty() || report.deferred > 0 {
                         tracing::info!(
@@ -485,19 +492,25 @@ pub async fn run(app: App, cancel: CancellationToken) {
                             "scheduled job ran"
                         );
                     }
+                    report.deferred > 0
                 }
                 Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), job = kind.as_str(), "scheduled job failed; it runs again at its next time")
+                    tracing::error!(error = %format!("{e:#}"), job = kind.as_str(), "scheduled job failed; it runs again soon");
+                    true
                 }
-            }
-            let after =
-                chrono::DateTime::from_timestamp_millis(app.clock.now_millis()).unwrap_or_default();
-            *due = kind
+            };
+            let now = app.clock.now_millis();
+            let after = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+            let next_cron = kind
                 .schedule(&app)
                 .cron
                 .as_ref()
                 .and_then(|c| c.next_after(after, zone))
                 .map(|t| t.timestamp_millis());
+            *due = match (next_cron, retry_soon) {
+                (Some(t), true) => Some(t.min(now + RETRY_SOON.as_millis() as i64)),
+                (t, _) => t,
+            };
         }
         let now = app.clock.now_millis();
         let soonest = next.iter().filter_map(|(_, d)| *d).min();
