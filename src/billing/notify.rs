@@ -67,7 +67,7 @@ pub async fn mail_billing_contacts(
     let mut billing = 0;
     let mut billing_suppressed = 0;
     for person in &people {
-        if mail.optional && !contacts::wants_optional_mail(tx, person.id).await? {
+        if mail.optional && !person.optional_mail {
             continue;
         }
         let suppressed = inbound::is_suppressed(tx, &person.email).await?;
@@ -95,29 +95,17 @@ pub async fn mail_billing_contacts(
             map.insert("expires".into(), json!(link_expiry(app, now_ms)));
             map.insert("branding".into(), json!(app.config.branding));
         }
-        let queued = app
-            .ingestor
-            .mailer
-            .queue(
-                tx,
-                MailRequest {
-                    kind: mail.kind,
-                    template: mail.template,
-                    data,
-                    to: vec![address],
-                    cc: Vec::new(),
-                    ticket: None,
-                    visibility: Visibility::System,
-                    origin: Origin::Notice,
-                    from_name: None,
-                    in_reply_to: None,
-                    extra_references: &[],
-                    attachments: mail.attachments,
-                },
-                now_ms,
-            )
-            .await?;
-        if queued.is_some() {
+        let queued = queue_copy(
+            &app.ingestor.mailer,
+            tx,
+            address,
+            (mail.kind, mail.template),
+            data,
+            mail.attachments,
+            now_ms,
+        )
+        .await?;
+        if queued {
             reach.queued += 1;
             reach.recipients.push(person.email.clone());
         }
@@ -203,7 +191,7 @@ pub async fn mail_contacts(
         if !(notice.wanted)(&person.types) || !person.active {
             continue;
         }
-        if notice.optional && !contacts::wants_optional_mail(tx, person.id).await? {
+        if notice.optional && !person.optional_mail {
             continue;
         }
         if inbound::is_suppressed(tx, &person.email).await? {
@@ -217,31 +205,55 @@ pub async fn mail_contacts(
             map.insert("name".into(), json!(person.name));
             map.insert("branding".into(), json!(config.branding));
         }
-        let queued = mailer
-            .queue(
-                tx,
-                MailRequest {
-                    kind: notice.kind,
-                    template: notice.template,
-                    data,
-                    to: vec![address],
-                    cc: Vec::new(),
-                    ticket: None,
-                    visibility: Visibility::System,
-                    origin: Origin::Notice,
-                    from_name: None,
-                    in_reply_to: None,
-                    extra_references: &[],
-                    attachments: notice.attachments,
-                },
-                now_ms,
-            )
-            .await?;
-        if queued.is_some() {
+        let queued = queue_copy(
+            mailer,
+            tx,
+            address,
+            (notice.kind, notice.template),
+            data,
+            notice.attachments,
+            now_ms,
+        )
+        .await?;
+        if queued {
             to.push(person.email.clone());
         }
     }
     Ok(to)
+}
+
+/// One person's own copy of a notice to a client (no ticket, no thread).
+/// False when the mailer held it back (a suppressed address).
+async fn queue_copy(
+    mailer: &Mailer,
+    tx: &mut Conn,
+    to: EmailAddress,
+    (kind, template): (&str, &str),
+    data: Value,
+    attachments: &[OutgoingAttachment],
+    now_ms: i64,
+) -> Result<bool, crate::mail::outgoing::QueueError> {
+    let queued = mailer
+        .queue(
+            tx,
+            MailRequest {
+                kind,
+                template,
+                data,
+                to: vec![to],
+                cc: Vec::new(),
+                ticket: None,
+                visibility: Visibility::System,
+                origin: Origin::Notice,
+                from_name: None,
+                in_reply_to: None,
+                extra_references: &[],
+                attachments,
+            },
+            now_ms,
+        )
+        .await?;
+    Ok(queued.is_some())
 }
 
 /// "12 January 2027": when a link made now stops opening.

@@ -16,6 +16,8 @@ pub struct Contact {
     pub active: bool,
     /// Signed links carry this; bumping it revokes every older link.
     pub link_generation: i64,
+    /// Still gets optional mail (statements, reports).
+    pub optional_mail: bool,
 }
 
 type ContactRow = (
@@ -23,6 +25,7 @@ type ContactRow = (
     Option<i64>,
     String,
     Option<String>,
+    i64,
     i64,
     i64,
     i64,
@@ -43,11 +46,13 @@ fn contact_from_row(r: ContactRow) -> Contact {
         },
         active: flag(r.7),
         link_generation: r.8,
+        optional_mail: flag(r.9),
     }
 }
 
 const CONTACT_COLUMNS: &str =
-    "id, client_id, email, name, is_primary, is_billing, is_technical, active, link_generation";
+    "id, client_id, email, name, is_primary, is_billing, is_technical, active, link_generation, \
+     optional_mail";
 
 pub async fn find_contact_by_email(
     conn: &mut AnyConnection,
@@ -320,15 +325,6 @@ pub async fn set_client_timezone(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Whether contact `id` still gets optional mail (statements, reports).
-pub async fn wants_optional_mail(conn: &mut AnyConnection, id: i64) -> Result<bool, DbError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT optional_mail FROM contacts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.is_some_and(|r| r.0 != 0))
 }
 
 /// Switches a contact's optional mail on or off.

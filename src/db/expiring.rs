@@ -273,8 +273,12 @@ pub struct AutopayCard {
     pub client_timezone: Option<String>,
 }
 
-/// Saved cards (with an expiry) on active auto-pay definitions.
-pub async fn autopay_cards(conn: &mut AnyConnection) -> Result<Vec<AutopayCard>, DbError> {
+/// Saved cards (with an expiry) on active auto-pay definitions, of one
+/// client or (`None`) of all.
+pub async fn autopay_cards(
+    conn: &mut AnyConnection,
+    client_id: Option<i64>,
+) -> Result<Vec<AutopayCard>, DbError> {
     type Row = (
         i64,
         i64,
@@ -293,8 +297,10 @@ pub async fn autopay_cards(conn: &mut AnyConnection) -> Result<Vec<AutopayCard>,
          JOIN clients c ON c.id = m.client_id \
          WHERE m.removed_at IS NULL AND m.kind = 'card' AND m.exp_month IS NOT NULL \
          AND m.exp_year IS NOT NULL AND r.active = 1 AND r.auto_pay = 1 \
+         AND (CAST($1 AS BIGINT) IS NULL OR m.client_id = $1) \
          GROUP BY m.id, m.client_id, m.brand, m.last4, m.exp_month, m.exp_year, c.timezone",
     )
+    .bind(client_id)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows

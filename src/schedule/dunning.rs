@@ -228,28 +228,20 @@ pub async fn send_now(app: &App, number: &str) -> anyhow::Result<RunReport> {
     let reach = remind(app, &mut tx, &invoice, due, today, at).await?;
     tx.commit().await?;
     app.ingestor.outbox_ready.notify_one();
-    let run = job_runs::JobRun {
-        id: 0,
-        kind: KIND.into(),
-        target: new_run.target,
-        stage: new_run.stage,
-        client_id: new_run.client_id,
-        due_at: at,
-        status: job_runs::RunStatus::Done,
-        attempts: 0,
-        note: None,
-        finished_at: Some(at),
-    };
     let why = if first {
-        format!("sent by staff; counts as stage {}", run.stage)
+        format!("sent by staff; counts as stage {}", new_run.stage)
     } else {
-        format!("sent by staff again; stage {} had been sent", run.stage)
+        format!("sent by staff again; stage {} had been sent", new_run.stage)
     };
-    Ok(
-        RunReport::new(&run, JobKind::Dunning, format!("invoice {number}"))
-            .done(why)
-            .mailed("invoice-reminder", reach.recipients),
+    Ok(RunReport::of(
+        0,
+        JobKind::Dunning,
+        &new_run.target,
+        &new_run.stage,
+        format!("invoice {number}"),
     )
+    .done(why)
+    .mailed("invoice-reminder", reach.recipients))
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ pub async fn plan(app: &App, tx: &mut Conn, at: Millis) -> anyhow::Result<Vec<Ne
             });
         }
     }
-    for card in expiring::autopay_cards(tx).await? {
+    for card in expiring::autopay_cards(tx, None).await? {
         let today = local_date(
             at,
             client_zone(&app.config, card.client_timezone.as_deref()),
@@ -184,7 +184,7 @@ pub async fn execute(
         contacts::client_timezone(tx, client_id).await?.as_deref(),
     );
     let today = local_date(at, zone);
-    let cards = expiring::autopay_cards(tx).await?;
+    let cards = expiring::autopay_cards(tx, Some(client_id)).await?;
     let mut reports = Vec::new();
     let mut listed: Vec<(usize, Listed)> = Vec::new();
     for r in &runs {

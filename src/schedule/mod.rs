@@ -153,11 +153,16 @@ pub struct MailReport {
 
 impl RunReport {
     fn new(run: &JobRun, kind: JobKind, about: String) -> Self {
+        Self::of(run.id, kind, &run.target, &run.stage, about)
+    }
+
+    /// A report on run `run_id` (0: an action recorded without a claimed run).
+    fn of(run_id: i64, kind: JobKind, target: &str, stage: &str, about: String) -> Self {
         Self {
-            run_id: run.id,
+            run_id,
             kind: kind.as_str(),
-            target: run.target.clone(),
-            stage: run.stage.clone(),
+            target: target.to_string(),
+            stage: stage.to_string(),
             about,
             status: RunStatus::Done,
             why: String::new(),

@@ -8,11 +8,12 @@
 use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 
-use super::calendar::start_of_day;
+use super::calendar::{client_zone, start_of_day};
+use super::target_id;
 use crate::app::App;
 use crate::clock::Millis;
 use crate::config::JobSchedule;
-use crate::db::job_runs::{self, NewRun};
+use crate::db::job_runs::{self, JobRun, NewRun};
 use crate::db::{contacts, Conn};
 
 /// How long after its cron time a monthly mail is still caught up.
@@ -46,6 +47,41 @@ impl Period {
             to: start_of_day(next, zone),
         })
     }
+}
+
+/// A monthly run's client and month, as its mail needs them.
+pub struct ClientMonth {
+    pub client_id: i64,
+    pub name: String,
+    pub zone: Tz,
+    pub period: Period,
+    /// Whether the client gets the statement and the service report.
+    pub statement: bool,
+    pub report: bool,
+}
+
+/// Reads the client and month of `run` (`client:<id>`, stage `2026-11`).
+pub async fn client_month(app: &App, tx: &mut Conn, run: &JobRun) -> anyhow::Result<ClientMonth> {
+    let client_id = target_id(run, "client")?;
+    let name = contacts::client_name(tx, client_id)
+        .await?
+        .unwrap_or_default();
+    let (statement, report) = contacts::client_optional_mail(tx, client_id).await?;
+    let zone = client_zone(
+        &app.config,
+        contacts::client_timezone(tx, client_id).await?.as_deref(),
+    );
+    let Some(period) = Period::of(&run.stage, zone) else {
+        anyhow::bail!("{} run {} has a malformed month", run.kind, run.id);
+    };
+    Ok(ClientMonth {
+        client_id,
+        name,
+        zone,
+        period,
+        statement,
+        report,
+    })
 }
 
 /// The month (`2026-11`) a pass of `job` at `at` reports on, if any;

@@ -7,16 +7,16 @@
 
 use serde_json::json;
 
-use super::calendar::{client_zone, local_date};
-use super::monthly::Period;
-use super::{target_id, JobKind, RunReport};
+use super::calendar::local_date;
+use super::monthly::{client_month, ClientMonth};
+use super::{JobKind, RunReport};
 use crate::app::App;
 use crate::billing::hours::hours_text;
 use crate::billing::notify::{mail_contacts, Notice};
 use crate::clock::Millis;
 use crate::db::job_runs::{JobRun, NewRun};
 use crate::db::reports::{self, ReportTicket};
-use crate::db::{contacts, hours, Conn};
+use crate::db::{hours, Conn};
 use crate::domain::format_amount;
 use crate::mail::outgoing::OutgoingAttachment;
 
@@ -43,21 +43,18 @@ pub async fn execute(
     run: &JobRun,
     at: Millis,
 ) -> anyhow::Result<RunReport> {
-    let client_id = target_id(run, "client")?;
-    let name = contacts::client_name(tx, client_id)
-        .await?
-        .unwrap_or_default();
+    let ClientMonth {
+        client_id,
+        name,
+        zone,
+        period,
+        report: wanted,
+        ..
+    } = client_month(app, tx, run).await?;
     let report = RunReport::new(run, JobKind::Report, format!("service report of {name}"));
-    if !contacts::client_optional_mail(tx, client_id).await?.1 {
+    if !wanted {
         return Ok(report.skipped("the client's service report is switched off"));
     }
-    let zone = client_zone(
-        &app.config,
-        contacts::client_timezone(tx, client_id).await?.as_deref(),
-    );
-    let Some(period) = Period::of(&run.stage, zone) else {
-        anyhow::bail!("report run {} has a malformed month", run.id);
-    };
     let opened = reports::tickets_opened(tx, client_id, period.from, period.to).await?;
     let closed = reports::tickets_closed(tx, client_id, period.from, period.to).await?;
     let judged: Vec<bool> = opened.iter().filter_map(|t| within_target(t, at)).collect();

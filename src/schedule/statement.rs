@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::json;
 
-use super::calendar::{client_zone, local_date};
-use super::monthly::Period;
-use super::{target_id, JobKind, RunReport};
+use super::calendar::local_date;
+use super::monthly::{client_month, ClientMonth};
+use super::{JobKind, RunReport};
 use crate::app::App;
 use crate::billing::notify::{mail_billing_contacts, BillingMail};
 use crate::clock::Millis;
 use crate::db::job_runs::{JobRun, NewRun};
-use crate::db::{contacts, payments, Conn};
+use crate::db::{payments, Conn};
 use crate::domain::format_amount;
 use crate::links::LinkPurpose;
 
@@ -31,21 +31,18 @@ pub async fn execute(
     run: &JobRun,
     at: Millis,
 ) -> anyhow::Result<RunReport> {
-    let client_id = target_id(run, "client")?;
-    let name = contacts::client_name(tx, client_id)
-        .await?
-        .unwrap_or_default();
+    let ClientMonth {
+        client_id,
+        name,
+        zone,
+        period,
+        statement,
+        ..
+    } = client_month(app, tx, run).await?;
     let report = RunReport::new(run, JobKind::Statement, format!("statement of {name}"));
-    if !contacts::client_optional_mail(tx, client_id).await?.0 {
+    if !statement {
         return Ok(report.skipped("the client's statement mail is switched off"));
     }
-    let zone = client_zone(
-        &app.config,
-        contacts::client_timezone(tx, client_id).await?.as_deref(),
-    );
-    let Some(period) = Period::of(&run.stage, zone) else {
-        anyhow::bail!("statement run {} has a malformed month", run.id);
-    };
     let today = local_date(at, zone);
     let open = payments::open_invoices(tx, client_id).await?;
     let credit = payments::store_credit_balances(tx, client_id).await?;
