@@ -188,6 +188,10 @@ async fn main() {
         "ingest (SQLite, {n} tickets committed, acks queued): {:.0} msg/s",
         n as f64 / ingest_s
     );
+    // BENCH_ONLY_INGEST=1 stops here: the figure being worked on, quickly.
+    if std::env::var_os("BENCH_ONLY_INGEST").is_some() {
+        return;
+    }
 
     // ---- raw SMTP submission rate, one session, the same mails to a sink
     let smtp = postdesk::mail::smtp::SmtpConnector::new(config.smtp.clone());

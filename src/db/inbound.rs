@@ -57,7 +57,7 @@ pub async fn receipt_outcome(
 }
 
 /// A position in a mailbox: the folder's UIDVALIDITY and a UID in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MailboxUid {
     pub uidvalidity: u32,
     pub uid: u32,
@@ -95,6 +95,17 @@ pub async fn record_uid(
     .bind(i64::from(at.uid))
     .execute(&mut *conn)
     .await?;
+    move_checkpoint(conn, mailbox, at, now).await
+}
+
+/// Moves the mailbox's checkpoint up to `at` (never down within one
+/// UIDVALIDITY; a new UIDVALIDITY starts over).
+async fn move_checkpoint(
+    conn: &mut AnyConnection,
+    mailbox: &str,
+    at: MailboxUid,
+    now: Millis,
+) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO mailbox_checkpoints (mailbox, uidvalidity, last_uid, updated_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (mailbox) DO UPDATE SET \
@@ -110,6 +121,126 @@ pub async fn record_uid(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Of `uids` in one mailbox folder, those already applied.
+pub async fn applied_uids(
+    conn: &mut AnyConnection,
+    mailbox: &str,
+    uidvalidity: u32,
+    uids: &[u32],
+) -> Result<Vec<u32>, DbError> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT uid FROM mailbox_uids WHERE mailbox = $1 AND uidvalidity = $2 AND uid IN ({})",
+        super::placeholder_rows(3, uids.len(), 1)
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(mailbox)
+        .bind(i64::from(uidvalidity));
+    for uid in uids {
+        query = query.bind(i64::from(*uid));
+    }
+    let rows: Vec<(i64,)> = query.fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(u,)| u32::try_from(u).ok())
+        .collect())
+}
+
+/// Of `keys`, those whose message was applied before.
+pub async fn known_receipts(
+    conn: &mut AnyConnection,
+    keys: &[&str],
+) -> Result<Vec<String>, DbError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT dedupe_key FROM inbound_receipts WHERE dedupe_key IN ({})",
+        super::placeholder_rows(1, keys.len(), 1)
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for key in keys {
+        query = query.bind(*key);
+    }
+    let rows: Vec<(String,)> = query.fetch_all(&mut *conn).await?;
+    Ok(rows.into_iter().map(|(k,)| k).collect())
+}
+
+/// A message's receipt, written once its outcome is known.
+pub struct NewReceipt<'a> {
+    pub dedupe_key: &'a str,
+    pub raw_sha256: &'a str,
+    pub outcome: &'a str,
+    pub ticket_id: Option<i64>,
+}
+
+/// Writes the receipts of a batch in one statement. Returns how many were
+/// written: fewer than given means another process claimed one of the keys
+/// meanwhile, and the caller must roll back.
+pub async fn insert_receipts(
+    conn: &mut AnyConnection,
+    receipts: &[NewReceipt<'_>],
+    now: Millis,
+) -> Result<usize, DbError> {
+    if receipts.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "INSERT INTO inbound_receipts (dedupe_key, raw_sha256, outcome, ticket_id, created_at) \
+         VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
+        super::placeholder_rows(1, receipts.len(), 5)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in receipts {
+        query = query
+            .bind(r.dedupe_key)
+            .bind(r.raw_sha256)
+            .bind(r.outcome)
+            .bind(r.ticket_id)
+            .bind(now);
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected() as usize)
+}
+
+/// Records a batch of applied UIDs of one mailbox folder and moves its
+/// checkpoint to the highest: what [`record_uid`] does, in two statements.
+pub async fn record_uids(
+    conn: &mut AnyConnection,
+    mailbox: &str,
+    uidvalidity: u32,
+    uids: &[u32],
+    now: Millis,
+) -> Result<(), DbError> {
+    let Some(highest) = uids.iter().max() else {
+        return Ok(());
+    };
+    let sql = format!(
+        "INSERT INTO mailbox_uids (mailbox, uidvalidity, uid) VALUES {} \
+         ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING",
+        super::placeholder_rows(1, uids.len(), 3)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for uid in uids {
+        query = query
+            .bind(mailbox)
+            .bind(i64::from(uidvalidity))
+            .bind(i64::from(*uid));
+    }
+    query.execute(&mut *conn).await?;
+    move_checkpoint(
+        conn,
+        mailbox,
+        MailboxUid {
+            uidvalidity,
+            uid: *highest,
+        },
+        now,
+    )
+    .await
 }
 
 /// The highest applied UID of the mailbox, when its UIDVALIDITY still matches.

@@ -203,3 +203,39 @@ pub async fn next_counter(
     .await?;
     Ok(value)
 }
+
+/// `($1, $2), ($3, $4)…`: the placeholders of a multi-row `VALUES` (or an
+/// `IN` list, with one column) of `rows` rows of `columns` values each,
+/// numbered from `$first`.
+pub(crate) fn placeholder_rows(first: usize, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        if columns > 1 {
+            sql.push('(');
+        }
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", first + r * columns + c));
+        }
+        if columns > 1 {
+            sql.push(')');
+        }
+    }
+    sql
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::placeholder_rows;
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(placeholder_rows(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholder_rows(3, 3, 1), "$3, $4, $5");
+    }
+}

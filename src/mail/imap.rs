@@ -15,9 +15,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::ingest::{Delivery, IngestError, Ingestor, Source};
+use super::ingest::{Delivery, IngestError, Ingestor, Kept, Parsed, Source};
+use super::parse;
 use crate::config::{MailboxConfig, TlsMode};
 use crate::db::inbound::{self, MailboxUid};
+use crate::storage::{BlobKind, BlobStore, StorageError};
 
 /// Messages fetched per round trip.
 const CHUNK: usize = 500;
@@ -42,7 +44,7 @@ pub enum ImapError {
     #[error("database: {0}")]
     Db(#[from] crate::db::DbError),
     #[error("storage: {0}")]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(#[from] StorageError),
 }
 
 /// Watches `mailbox` until `cancel`.
@@ -203,7 +205,28 @@ async fn run_session(
     }
 }
 
-/// Fetches and ingests the next chunk of new messages; returns how many.
+/// A message as fetched: whole, or only its header when over the size limit.
+struct Fetched {
+    uid: u32,
+    raw: Vec<u8>,
+    /// The real size of a message too large to download whole.
+    oversized_bytes: Option<u64>,
+}
+
+/// A fetched message whose raw bytes are durably kept, parsed: ready to apply.
+struct Ready {
+    fetched: Fetched,
+    raw_sha256: String,
+    parsed: Parsed,
+}
+
+/// Ingests every message above the checkpoint; returns how many were applied.
+///
+/// A backlog goes through in chunks, pipelined: while one chunk is applied
+/// to the database, the next one is already fetched and is being written to
+/// the blob store, synced and parsed on a blocking thread. A chunk is applied
+/// only after its own sync, so no commit ever refers to raw mail that a crash
+/// could lose.
 async fn ingest_new(
     ingestor: &Ingestor,
     mailbox: &MailboxConfig,
@@ -227,17 +250,54 @@ async fn ingest_new(
         .await?;
     // `n:*` also returns the highest message when every UID is below n.
     let mut sizes: Vec<(u32, u32)> = sizes.into_iter().filter(|(uid, _)| *uid > last).collect();
-    if sizes.is_empty() {
-        return Ok(0);
-    }
     sizes.sort_unstable();
-    sizes.truncate(CHUNK);
-    let limit = ingestor.config.limits.max_message_bytes;
-    let (whole, oversized): (Vec<_>, Vec<_>) = sizes
+    let mut chunks = sizes.chunks(CHUNK);
+    let mut keeping: Option<tokio::task::JoinHandle<Result<Vec<Ready>, StorageError>>> = None;
+    let mut applied = 0;
+    loop {
+        let next = match chunks.next() {
+            Some(chunk) if !cancel.is_cancelled() => {
+                let fetched =
+                    fetch_chunk(session, chunk, ingestor.config.limits.max_message_bytes).await?;
+                let store = ingestor.store.clone();
+                Some(tokio::task::spawn_blocking(move || {
+                    keep_chunk(&store, fetched)
+                }))
+            }
+            _ => None,
+        };
+        if let Some(current) = keeping.take() {
+            let ready = current
+                .await
+                .map_err(|e| ImapError::Ingest(IngestError::Temporary(e.to_string())))??;
+            let (processed, failure) =
+                apply_chunk(ingestor, mailbox, uidvalidity, &ready, cancel).await;
+            mark_processed(session, mailbox, has_move, &processed).await?;
+            applied += processed.len();
+            if let Some(e) = failure {
+                // This and later messages stay on the server for the next try
+                // (the next chunk's blobs are kept; applying them later is the same).
+                return Err(e.into());
+            }
+        }
+        match next {
+            Some(handle) => keeping = Some(handle),
+            None => return Ok(applied),
+        }
+    }
+}
+
+/// Fetches one chunk of `(uid, size)`: whole messages, and only the header of
+/// those over `limit`.
+async fn fetch_chunk(
+    session: &mut ImapSession,
+    chunk: &[(u32, u32)],
+    limit: u64,
+) -> Result<Vec<Fetched>, ImapError> {
+    let (whole, oversized): (Vec<_>, Vec<_>) = chunk
         .iter()
         .partition(|(_, size)| u64::from(*size) <= limit);
-
-    let mut raw: BTreeMap<u32, (Vec<u8>, Option<u64>)> = BTreeMap::new();
+    let mut raw: BTreeMap<u32, Fetched> = BTreeMap::new();
     if !whole.is_empty() {
         let set = uid_set(whole.iter().map(|(u, _)| *u));
         let fetched: Vec<_> = session
@@ -247,7 +307,15 @@ async fn ingest_new(
             .await?;
         for f in fetched {
             if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                raw.insert(uid, (body.to_vec(), None));
+                let raw_bytes = body.to_vec();
+                raw.insert(
+                    uid,
+                    Fetched {
+                        uid,
+                        raw: raw_bytes,
+                        oversized_bytes: None,
+                    },
+                );
             }
         }
     }
@@ -260,61 +328,81 @@ async fn ingest_new(
             .await?;
         for f in fetched {
             if let (Some(uid), Some(header)) = (f.uid, f.header()) {
-                raw.insert(uid, (header.to_vec(), Some(u64::from(f.size.unwrap_or(0)))));
+                raw.insert(
+                    uid,
+                    Fetched {
+                        uid,
+                        raw: header.to_vec(),
+                        oversized_bytes: Some(u64::from(f.size.unwrap_or(0))),
+                    },
+                );
             }
         }
     }
+    Ok(raw.into_values().collect())
+}
 
-    // Keep every raw message of the chunk, then make them durable with one
-    // sync before any of them is committed.
-    let mut kept = Vec::with_capacity(raw.len());
-    for (uid, (bytes, oversized_bytes)) in raw {
-        let sha = ingestor.keep_raw(&bytes, false)?;
-        kept.push((uid, bytes, oversized_bytes, sha));
+/// Keeps a chunk's raw mail in the blob store, makes it durable with one
+/// sync, and parses each message (CPU work kept off the apply path).
+fn keep_chunk(store: &BlobStore, fetched: Vec<Fetched>) -> Result<Vec<Ready>, StorageError> {
+    let mut ready = Vec::with_capacity(fetched.len());
+    for f in fetched {
+        let raw_sha256 = store.put(BlobKind::RawMail, &f.raw, false)?;
+        let parsed = parse::parse(&f.raw);
+        ready.push(Ready {
+            fetched: f,
+            raw_sha256,
+            parsed,
+        });
     }
-    ingestor.store.sync_all()?;
+    store.sync_all()?;
+    Ok(ready)
+}
 
-    // Applied in batches, one transaction each: a backlog pays one commit per
-    // batch; a batch is small enough not to hold the write lock for long.
-    let mut processed = Vec::with_capacity(kept.len());
-    let mut failure = None;
-    for batch in kept.chunks(APPLY_BATCH) {
+/// Applies a kept chunk in batches, one transaction each: a backlog pays one
+/// commit per batch, and a batch is small enough not to hold the write lock
+/// for long. Returns the UIDs applied and the temporary failure that stopped
+/// it, if any; it also stops between batches when cancelled.
+async fn apply_chunk(
+    ingestor: &Ingestor,
+    mailbox: &MailboxConfig,
+    uidvalidity: u32,
+    ready: &[Ready],
+    cancel: &CancellationToken,
+) -> (Vec<u32>, Option<IngestError>) {
+    let mut processed = Vec::with_capacity(ready.len());
+    for batch in ready.chunks(APPLY_BATCH) {
         if cancel.is_cancelled() {
             break;
         }
-        let deliveries: Vec<(Delivery<'_>, &str)> = batch
+        let kept: Vec<Kept<'_>> = batch
             .iter()
-            .map(|(uid, bytes, oversized_bytes, sha)| {
-                let delivery = Delivery {
+            .map(|r| Kept {
+                delivery: Delivery {
                     source: Source::Mailbox {
                         mailbox,
                         at: MailboxUid {
                             uidvalidity,
-                            uid: *uid,
+                            uid: r.fetched.uid,
                         },
                     },
-                    raw: bytes,
-                    oversized_bytes: *oversized_bytes,
-                };
-                (delivery, sha.as_str())
+                    raw: &r.fetched.raw,
+                    oversized_bytes: r.fetched.oversized_bytes,
+                },
+                raw_sha256: &r.raw_sha256,
+                parsed: &r.parsed,
             })
             .collect();
-        let (outcomes, error) = ingestor.ingest_kept_batch(&deliveries).await;
-        for ((uid, ..), outcome) in batch.iter().zip(&outcomes) {
-            tracing::debug!(mailbox = %mailbox.name, uid, ?outcome, "message applied");
-            processed.push(*uid);
+        let (outcomes, error) = ingestor.ingest_kept_batch(&kept).await;
+        for (r, outcome) in batch.iter().zip(&outcomes) {
+            tracing::debug!(mailbox = %mailbox.name, uid = r.fetched.uid, ?outcome, "message applied");
+            processed.push(r.fetched.uid);
         }
         if let Some(e) = error {
-            // Leave this and later messages on the server for the next try.
-            failure = Some(e);
-            break;
+            return (processed, Some(e));
         }
     }
-    mark_processed(session, mailbox, has_move, &processed).await?;
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(processed.len()),
-    }
+    (processed, None)
 }
 
 /// Flags applied messages \Seen and moves them to the processed folder.

@@ -12,6 +12,7 @@
 //! (database unreachable, disk full) is returned as an error, so the message
 //! stays at its source and is tried again.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rand::RngCore;
@@ -28,7 +29,7 @@ use super::authentication_results::{dmarc_verdict, Dmarc};
 use super::bounce::{parse_bounce, BounceReport};
 use super::classify::{classify, Classification};
 use super::outgoing::{MailRequest, Mailer, Origin, QueueError};
-use super::parse::{self, InboundMail};
+use super::parse::{self, InboundMail, ParseError};
 use super::sanitize::{sanitize_filename, sanitize_html};
 use super::staff_commands::{parse_staff_reply, Command};
 use super::threading::{find_thread, ThreadRule};
@@ -57,6 +58,14 @@ pub enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// The mailbox and position a message was taken from, if any.
+    fn mailbox_at(&self) -> Option<(&str, MailboxUid)> {
+        match self {
+            Source::Mailbox { mailbox, at } => Some((mailbox.name.as_str(), *at)),
+            Source::Pipe | Source::AdminApi => None,
+        }
+    }
+
     fn label(&self) -> String {
         match self {
             Source::Mailbox { mailbox, .. } => format!("mailbox:{}", mailbox.name),
@@ -74,6 +83,17 @@ pub struct Delivery<'a> {
     pub raw: &'a [u8],
     /// The real size of a message too large to download whole.
     pub oversized_bytes: Option<u64>,
+}
+
+/// A message parsed, or why it could not be.
+pub type Parsed = Result<InboundMail, ParseError>;
+
+/// A message ready to apply: its raw bytes kept under `raw_sha256`, parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept<'a> {
+    pub delivery: Delivery<'a>,
+    pub raw_sha256: &'a str,
+    pub parsed: &'a Parsed,
 }
 
 /// What ingest did with a message.
@@ -103,6 +123,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome as its de-duplication receipt records it.
+    fn receipt_label(&self) -> &'static str {
+        match self {
+            Self::TicketCreated { .. } => "ticket",
+            Self::Added { .. } => "added",
+            Self::CommandRejected { .. } => "command-rejected",
+            Self::Duplicate => "duplicate",
+            Self::Quarantined { .. } => "quarantined",
+            Self::Rejected => "rejected",
+            Self::Ignored { .. } => "ignored",
+        }
+    }
+
     /// The outcome's name, as in its JSON (`ticket-created`, `duplicate`…).
     pub fn label(&self) -> &'static str {
         match self {
@@ -287,8 +320,14 @@ impl Ingestor {
         delivery: Delivery<'_>,
         raw_sha256: &str,
     ) -> Result<Outcome, IngestError> {
+        let parsed = parse::parse(delivery.raw);
+        let kept = Kept {
+            delivery,
+            raw_sha256,
+            parsed: &parsed,
+        };
         // A batch of one: the same savepoint, quarantine and error rules.
-        let (mut outcomes, error) = self.ingest_kept_batch(&[(delivery, raw_sha256)]).await;
+        let (mut outcomes, error) = self.ingest_kept_batch(&[kept]).await;
         match (outcomes.pop(), error) {
             (Some(outcome), None) => Ok(outcome),
             (_, Some(e)) => Err(e),
@@ -629,44 +668,32 @@ impl Ingestor {
         out
     }
 
-    /// Applies a batch of kept messages `(delivery, raw SHA-256)` in one
-    /// transaction, each under its own savepoint: a message that fails for a
-    /// reason of its own is rolled back alone and quarantined, and one commit
-    /// covers the batch (a backlog costs one commit per batch instead of one
-    /// per message). Returns the outcomes of the messages applied, in order;
-    /// on a temporary failure, those before it are committed and the error
-    /// says the rest must stay where they are.
+    /// Applies a batch of kept messages in one transaction: a backlog costs
+    /// one commit per batch instead of one per message. Returns the outcomes
+    /// of the messages applied, in order; on a temporary failure, those
+    /// before it are committed and the error says the rest must stay where
+    /// they are.
+    ///
+    /// The batch is first applied straight through, without a savepoint per
+    /// message (two statements fewer each). Only when a message fails is that
+    /// attempt rolled back and the batch applied again with a savepoint per
+    /// message, so the failing one is rolled back alone and quarantined.
     pub async fn ingest_kept_batch(
         &self,
-        batch: &[(Delivery<'_>, &str)],
+        batch: &[Kept<'_>],
     ) -> (Vec<Outcome>, Option<IngestError>) {
         let started = std::time::Instant::now();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut tx = match self.db.begin().await {
-            Ok(tx) => tx,
-            Err(e) => return (outcomes, Some(IngestError::Temporary(e.to_string()))),
+        let result = match batch.len() {
+            0 | 1 => None,
+            _ => self.apply_straight_through(batch).await,
         };
-        let mut queued = false;
-        let mut failure = None;
-        for (delivery, sha) in batch {
-            let now = self.clock.now_millis();
-            match self.apply_in_savepoint(&mut tx, delivery, sha, now).await {
-                Ok(applied) => {
-                    queued |= applied.queued;
-                    outcomes.push(applied.outcome);
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Err(e) = tx.commit().await {
-            return (
-                Vec::new(),
-                Some(IngestError::Temporary(DbError::from(e).to_string())),
-            );
-        }
+        let (outcomes, queued, failure) = match result {
+            Some((outcomes, queued)) => (outcomes, queued, None),
+            None => match self.apply_with_savepoints(batch).await {
+                Ok(done) => done,
+                Err(e) => return (Vec::new(), Some(e)),
+            },
+        };
         if queued {
             self.outbox_ready.notify_one();
         }
@@ -683,20 +710,162 @@ impl Ingestor {
         (outcomes, failure)
     }
 
+    /// The whole batch in one transaction, no savepoints; `None` (and
+    /// nothing written) when any message failed, another process claimed
+    /// one of its messages meanwhile, or the commit failed.
+    ///
+    /// The books are kept for the batch as a whole: one query for the
+    /// mailbox UIDs already applied, one for the receipts already known,
+    /// and after the messages one insert each for their receipts and UIDs.
+    async fn apply_straight_through(&self, batch: &[Kept<'_>]) -> Option<(Vec<Outcome>, bool)> {
+        let keys: Vec<String> = batch
+            .iter()
+            .map(|k| dedupe_key(k.parsed.as_ref().ok(), k.raw_sha256))
+            .collect();
+        let mut tx = self.db.begin().await.ok()?;
+        let result = self.apply_books_per_batch(&mut tx, batch, &keys).await;
+        match result {
+            Ok(done) => {
+                tx.commit().await.ok()?;
+                Some(done)
+            }
+            Err(_) => {
+                // Told, with its reason, by the careful pass that follows.
+                let _ = tx.rollback().await;
+                None
+            }
+        }
+    }
+
+    async fn apply_books_per_batch(
+        &self,
+        tx: &mut AnyConnection,
+        batch: &[Kept<'_>],
+        keys: &[String],
+    ) -> Result<(Vec<Outcome>, bool), ApplyError> {
+        let mut already: HashSet<(&str, MailboxUid)> = HashSet::new();
+        let mut folders: Vec<(&str, u32)> = batch
+            .iter()
+            .filter_map(|k| k.delivery.source.mailbox_at())
+            .map(|(name, at)| (name, at.uidvalidity))
+            .collect();
+        folders.sort_unstable();
+        folders.dedup();
+        for (name, uidvalidity) in &folders {
+            let uids: Vec<u32> = batch
+                .iter()
+                .filter_map(|k| k.delivery.source.mailbox_at())
+                .filter(|(n, at)| n == name && at.uidvalidity == *uidvalidity)
+                .map(|(_, at)| at.uid)
+                .collect();
+            for uid in inbound::applied_uids(&mut *tx, name, *uidvalidity, &uids).await? {
+                already.insert((
+                    name,
+                    MailboxUid {
+                        uidvalidity: *uidvalidity,
+                        uid,
+                    },
+                ));
+            }
+        }
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut known: HashSet<String> = inbound::known_receipts(&mut *tx, &key_refs)
+            .await?
+            .into_iter()
+            .collect();
+
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut queued = false;
+        let mut receipts: Vec<(usize, &'static str, Option<i64>)> = Vec::new();
+        let mut applied_at: Vec<(&str, MailboxUid)> = Vec::new();
+        for (i, (kept, key)) in batch.iter().zip(keys).enumerate() {
+            let at = kept.delivery.source.mailbox_at();
+            if at.is_some_and(|at| already.contains(&at)) {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            applied_at.extend(at);
+            // Known before, or earlier in this batch: a duplicate.
+            if !known.insert(key.clone()) {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            let now = self.clock.now_millis();
+            let applied = self.act(tx, kept, key, now).await?;
+            queued |= applied.queued;
+            receipts.push((i, applied.outcome.receipt_label(), applied.ticket_id));
+            outcomes.push(applied.outcome);
+        }
+
+        let now = self.clock.now_millis();
+        let new_receipts: Vec<inbound::NewReceipt<'_>> = receipts
+            .iter()
+            .map(|(i, outcome, ticket_id)| inbound::NewReceipt {
+                dedupe_key: &keys[*i],
+                raw_sha256: batch[*i].raw_sha256,
+                outcome,
+                ticket_id: *ticket_id,
+            })
+            .collect();
+        if inbound::insert_receipts(&mut *tx, &new_receipts, now).await? != new_receipts.len() {
+            return Err(ApplyError::Invalid(
+                "another process applied a message of this batch meanwhile",
+            ));
+        }
+        for (name, uidvalidity) in &folders {
+            let uids: Vec<u32> = applied_at
+                .iter()
+                .filter(|(n, at)| n == name && at.uidvalidity == *uidvalidity)
+                .map(|(_, at)| at.uid)
+                .collect();
+            inbound::record_uids(&mut *tx, name, *uidvalidity, &uids, now).await?;
+        }
+        Ok((outcomes, queued))
+    }
+
+    /// The batch in one transaction with a savepoint per message: returns
+    /// the outcomes applied, whether mail was queued, and the temporary
+    /// failure that stopped the batch, if any (what came before it is
+    /// committed).
+    async fn apply_with_savepoints(
+        &self,
+        batch: &[Kept<'_>],
+    ) -> Result<(Vec<Outcome>, bool, Option<IngestError>), IngestError> {
+        let temporary = |e: DbError| IngestError::Temporary(e.to_string());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut tx = self.db.begin().await.map_err(temporary)?;
+        let mut queued = false;
+        let mut failure = None;
+        for kept in batch {
+            let now = self.clock.now_millis();
+            match self.apply_in_savepoint(&mut tx, kept, now).await {
+                Ok(applied) => {
+                    queued |= applied.queued;
+                    outcomes.push(applied.outcome);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        tx.commit().await.map_err(|e| temporary(e.into()))?;
+        Ok((outcomes, queued, failure))
+    }
+
     /// One message of a batch: applied under a savepoint; a failure of its
     /// own rolls the savepoint back and quarantines the message instead.
     async fn apply_in_savepoint(
         &self,
         tx: &mut Tx,
-        d: &Delivery<'_>,
-        raw_sha256: &str,
+        kept: &Kept<'_>,
         now: i64,
     ) -> Result<Applied, IngestError> {
         let temporary = |e: DbError| IngestError::Temporary(e.to_string());
         let mut savepoint = sqlx::Connection::begin(&mut **tx)
             .await
             .map_err(|e| temporary(e.into()))?;
-        match self.apply_in(&mut savepoint, d, raw_sha256, now).await {
+        match self.apply_in(&mut savepoint, kept, now).await {
             Ok(applied) => {
                 savepoint.commit().await.map_err(|e| temporary(e.into()))?;
                 Ok(applied)
@@ -715,7 +884,7 @@ impl Ingestor {
                     ApplyError::Temporary(e) => Err(IngestError::Temporary(e)),
                     e => {
                         let reason = format!("processing failed: {e}");
-                        self.quarantine_in(tx, d, raw_sha256, &reason, now)
+                        self.quarantine_in(tx, &kept.delivery, kept.raw_sha256, &reason, now)
                             .await
                             .map_err(temporary)?;
                         Ok(Applied {
@@ -734,8 +903,7 @@ impl Ingestor {
     async fn apply_in(
         &self,
         tx: &mut AnyConnection,
-        d: &Delivery<'_>,
-        raw_sha256: &str,
+        kept: &Kept<'_>,
         now: i64,
     ) -> Result<Applied, ApplyError> {
         let duplicate = Applied {
@@ -743,28 +911,48 @@ impl Ingestor {
             ticket_id: None,
             queued: false,
         };
-        let source_label = d.source.label();
-        let mailbox_at = match d.source {
-            Source::Mailbox { mailbox, at } => Some((mailbox.name.as_str(), at)),
-            Source::Pipe | Source::AdminApi => None,
-        };
+        let mailbox_at = kept.delivery.source.mailbox_at();
         if let Some((name, at)) = mailbox_at {
             if inbound::uid_applied(&mut *tx, name, at).await? {
                 return Ok(duplicate);
             }
         }
-        let parsed = parse::parse(d.raw);
-        let key = dedupe_key(parsed.as_ref().ok(), raw_sha256);
-
-        if !inbound::claim_receipt(&mut *tx, &key, raw_sha256, "pending", now).await? {
+        let key = dedupe_key(kept.parsed.as_ref().ok(), kept.raw_sha256);
+        if !inbound::claim_receipt(&mut *tx, &key, kept.raw_sha256, "pending", now).await? {
             if let Some((name, at)) = mailbox_at {
                 inbound::record_uid(&mut *tx, name, at, now).await?;
             }
             return Ok(duplicate);
         }
-        let tx = &mut *tx;
+        let applied = self.act(tx, kept, &key, now).await?;
+        inbound::set_receipt_outcome(
+            &mut *tx,
+            &key,
+            applied.outcome.receipt_label(),
+            applied.ticket_id,
+        )
+        .await?;
+        if let Some((name, at)) = mailbox_at {
+            inbound::record_uid(&mut *tx, name, at, now).await?;
+        }
+        Ok(applied)
+    }
+
+    /// Plans a message that is not a duplicate and carries the plan out;
+    /// the caller keeps the books (receipt, mailbox UID).
+    async fn act(
+        &self,
+        tx: &mut AnyConnection,
+        kept: &Kept<'_>,
+        key: &str,
+        now: i64,
+    ) -> Result<Applied, ApplyError> {
+        let d = &kept.delivery;
+        let raw_sha256 = kept.raw_sha256;
+        let parsed = kept.parsed;
+        let source_label = d.source.label();
         let plan = self
-            .plan(tx, d.raw, parsed.as_ref().ok(), &key, &d.source)
+            .plan(tx, d.raw, parsed.as_ref().ok(), key, &d.source)
             .await?;
         let ctx = ApplyContext {
             delivery: d,
@@ -837,19 +1025,6 @@ impl Ingestor {
                 ));
             }
         };
-        let outcome_label = match &applied.outcome {
-            Outcome::TicketCreated { .. } => "ticket",
-            Outcome::Added { .. } => "added",
-            Outcome::CommandRejected { .. } => "command-rejected",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Quarantined { .. } => "quarantined",
-            Outcome::Rejected => "rejected",
-            Outcome::Ignored { .. } => "ignored",
-        };
-        inbound::set_receipt_outcome(&mut *tx, &key, outcome_label, applied.ticket_id).await?;
-        if let Some((name, at)) = mailbox_at {
-            inbound::record_uid(&mut *tx, name, at, now).await?;
-        }
         Ok(applied)
     }
 
