@@ -12,7 +12,8 @@ ALTER TABLE contacts ADD COLUMN announcement_mail BIGINT NOT NULL DEFAULT 1;
 -- Requests of the public "email me my links" page, for its rate limits. The
 -- address and the client's IP are kept only as keyed hashes (HMAC under the
 -- first link key), so this table names nobody. outcome: pending, mailed,
--- unknown (no active contact has the address), limited (over a limit).
+-- unknown (no active contact has the address), limited (over a limit),
+-- withheld (the contact's address is suppressed).
 CREATE TABLE link_requests (
     id           INTEGER PRIMARY KEY,
     address_key  TEXT NOT NULL,

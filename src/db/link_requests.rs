@@ -18,6 +18,8 @@ pub enum Outcome {
     Unknown,
     /// Over the per-address or per-IP limit: nothing was sent.
     Limited,
+    /// A contact's address on the suppression list: nothing was sent.
+    Withheld,
 }
 
 impl Outcome {
@@ -27,6 +29,7 @@ impl Outcome {
             Self::Mailed => "mailed",
             Self::Unknown => "unknown",
             Self::Limited => "limited",
+            Self::Withheld => "withheld",
         }
     }
 }
