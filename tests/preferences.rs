@@ -351,7 +351,9 @@ async fn one_click_unsubscribe_by_post_stops_that_mail_and_a_get_changes_nothing
     assert_eq!((to_alice, to_carol), (1, 2), "{statements:?}");
     let reports = s.outbox("service-report").await;
     assert_eq!(reports.len(), 2, "{reports:?}");
-    assert!(reports.iter().all(|m| m.recipients == vec![s.addr("alice")]));
+    assert!(reports
+        .iter()
+        .all(|m| m.recipients == vec![s.addr("alice")]));
 
     // An expired link's one-click still only lowers mail: it works.
     s.clock.advance(Duration::from_secs(60 * 86_400));
@@ -367,15 +369,15 @@ async fn one_click_unsubscribe_by_post_stops_that_mail_and_a_get_changes_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_preferences_form_saves_what_was_ticked_and_the_jobs_follow_it() {
     let s = site("").await;
-    let (cookie, page) = s.open(&s.link("alice", LinkPurpose::Preferences).await).await;
+    let (cookie, page) = s
+        .open(&s.link("alice", LinkPurpose::Preferences).await)
+        .await;
     assert_eq!(page, "/preferences");
     let shown = s.get("/preferences", Some(&cookie)).await;
     assert_eq!(shown.status, StatusCode::OK);
     for kind in ["statement", "report", "announcements"] {
         assert!(
-            shown
-                .body
-                .contains(&format!("name=\"{kind}\" checked")),
+            shown.body.contains(&format!("name=\"{kind}\" checked")),
             "{kind} offered and on: {}",
             shown.body
         );
@@ -399,7 +401,11 @@ async fn the_preferences_form_saves_what_was_ticked_and_the_jobs_follow_it() {
 
     // Only the report stays ticked.
     let saved = s
-        .post("/preferences", Some(&both), &format!("csrf={csrf}&report=on"))
+        .post(
+            "/preferences",
+            Some(&both),
+            &format!("csrf={csrf}&report=on"),
+        )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER);
     assert_eq!(location(&saved), "/preferences?saved=1");
@@ -440,7 +446,9 @@ async fn the_preferences_form_saves_what_was_ticked_and_the_jobs_follow_it() {
     ))
     .await;
     assert!(!s.contact("carol").await.wants(OptionalMail::Statement));
-    let (carol_cookie, _) = s.open(&s.link("carol", LinkPurpose::Preferences).await).await;
+    let (carol_cookie, _) = s
+        .open(&s.link("carol", LinkPurpose::Preferences).await)
+        .await;
     let page = s.get("/preferences", Some(&carol_cookie)).await;
     assert!(
         !page.body.contains("name=\"report\""),
@@ -507,11 +515,7 @@ async fn optional_mail_arrives_with_the_unsubscribe_headers_and_other_mail_witho
     let by_subject = |part: &str| {
         inbox
             .iter()
-            .find(|raw| {
-                header(raw, "Subject")
-                    .unwrap_or_default()
-                    .contains(part)
-            })
+            .find(|raw| header(raw, "Subject").unwrap_or_default().contains(part))
             .unwrap_or_else(|| panic!("a mail about {part}"))
     };
     let statement = by_subject("Statement");
@@ -569,13 +573,17 @@ impl Site {
     /// Waits until no links request is still being carried out; their
     /// outcomes.
     async fn settled_requests(&self) -> Vec<String> {
-        wait_for("links requests handled", Duration::from_secs(10), || async {
-            let mut conn = self.app.db.conn().await.unwrap();
-            let rows = link_requests::outcomes(&mut conn).await.unwrap();
-            rows.iter()
-                .all(|(_, o)| o != "pending")
-                .then(|| rows.into_iter().map(|(_, o)| o).collect())
-        })
+        wait_for(
+            "links requests handled",
+            Duration::from_secs(10),
+            || async {
+                let mut conn = self.app.db.conn().await.unwrap();
+                let rows = link_requests::outcomes(&mut conn).await.unwrap();
+                rows.iter()
+                    .all(|(_, o)| o != "pending")
+                    .then(|| rows.into_iter().map(|(_, o)| o).collect())
+            },
+        )
         .await
     }
 
@@ -643,7 +651,10 @@ async fn email_me_my_links_answers_alike_and_mails_only_a_known_address() {
             Method::POST,
             "/links",
             Some(&cookie_of(&form)),
-            Some(&format!("address=not-an-address&csrf={}", hidden(&form.body, "csrf"))),
+            Some(&format!(
+                "address=not-an-address&csrf={}",
+                hidden(&form.body, "csrf")
+            )),
             Some([10, 0, 0, 3]),
         )
         .await;
@@ -752,5 +763,8 @@ async fn a_revoked_preferences_link_says_how_to_get_a_fresh_one() {
     );
     // Anything not genuine stays a plain "not found".
     let old_statement = link.replace("/l/", "/l/x");
-    assert_eq!(s.get(&old_statement, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&old_statement, None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
