@@ -699,6 +699,10 @@ async fn email_me_my_links_stops_after_the_per_address_limit() {
     s.ask(&s.addr("alice"), [10, 0, 1, 1]).await;
     s.settled_requests().await;
     assert_eq!(s.links_mails().await.len(), 3);
+    // Requests are kept a day, no longer.
+    s.clock.advance(Duration::from_secs(25 * 3_600));
+    s.ask(&s.addr("alice"), [10, 0, 1, 1]).await;
+    assert_eq!(s.settled_requests().await, ["mailed"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

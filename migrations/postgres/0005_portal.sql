@@ -24,3 +24,5 @@ CREATE TABLE link_requests (
 );
 CREATE INDEX link_requests_address ON link_requests(address_key, requested_at);
 CREATE INDEX link_requests_client ON link_requests(client_key, requested_at);
+-- Rows older than a day are deleted as new requests come.
+CREATE INDEX link_requests_time ON link_requests(requested_at);

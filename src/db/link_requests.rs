@@ -59,6 +59,16 @@ pub async fn recent(
     Ok((by_address, by_client))
 }
 
+/// Deletes requests from before `before`: the limits look back an hour, and
+/// nothing else needs them.
+pub async fn forget_before(conn: &mut AnyConnection, before: Millis) -> Result<u64, DbError> {
+    let done = sqlx::query("DELETE FROM link_requests WHERE requested_at < $1")
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records a request; returns its id.
 pub async fn record(
     conn: &mut AnyConnection,

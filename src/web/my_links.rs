@@ -117,6 +117,7 @@ async fn admit(
     let client_key = keyed_hash(app, "ip", ip)?;
     let web = &app.config.web;
     let mut tx = app.db.begin().await?;
+    link_requests::forget_before(&mut tx, now - 24 * ONE_HOUR_MS).await?;
     let (by_address, by_client) =
         link_requests::recent(&mut tx, &address_key, &client_key, now - ONE_HOUR_MS).await?;
     let allowed = by_address < i64::from(web.links_per_address_per_hour)
