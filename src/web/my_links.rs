@@ -8,7 +8,9 @@
 //! contact lookup and the mail (an outbox row, written in the lookup's
 //! transaction) happen after the answer, in a task of their own, so neither
 //! the lookup nor the queueing shows in the response time. An unknown
-//! address gets nothing queued at all.
+//! address gets nothing queued at all. A shutdown between the answer and
+//! that task's commit loses the request (the person asks again), never half
+//! a mail.
 //!
 //! Rate limits (`[web] links_per_address_per_hour`, `links_per_ip_per_hour`)
 //! count requests per address and per client IP over the last hour; over

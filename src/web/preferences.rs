@@ -165,9 +165,7 @@ pub(crate) async fn one_click_post(
     let Some(kind) = OptionalMail::parse(&kind) else {
         return state.pages.not_found();
     };
-    let one_click = body
-        .split('&')
-        .any(|pair| pair.trim() == "List-Unsubscribe=One-Click");
+    let one_click = is_one_click(&body);
     if !one_click {
         return (
             StatusCode::BAD_REQUEST,
@@ -213,6 +211,17 @@ pub(crate) async fn one_click_post(
     }
 }
 
+/// The RFC 8058 body: `List-Unsubscribe=One-Click`, form-urlencoded (what
+/// mail providers send) or as a multipart/form-data field.
+fn is_one_click(body: &str) -> bool {
+    let urlencoded = body
+        .split('&')
+        .any(|pair| pair.trim() == "List-Unsubscribe=One-Click");
+    let multipart = body.contains("name=\"List-Unsubscribe\"")
+        && body.lines().any(|line| line.trim() == "One-Click");
+    urlencoded || multipart
+}
+
 /// A genuine link whose contact was deactivated or changed address (its
 /// link generation moved on): say so, and how to get fresh links.
 pub(crate) fn revoked(state: &WebState) -> Response {
@@ -222,4 +231,21 @@ pub(crate) fn revoked(state: &WebState) -> Response {
         "Link no longer valid",
         json!({}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_one_click;
+
+    #[test]
+    fn the_one_click_body_is_recognised_in_both_encodings() {
+        assert!(is_one_click("List-Unsubscribe=One-Click"));
+        assert!(is_one_click("List-Unsubscribe=One-Click\r\n"));
+        assert!(is_one_click(
+            "--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b--\r\n"
+        ));
+        assert!(!is_one_click(""));
+        assert!(!is_one_click("List-Unsubscribe=No"));
+        assert!(!is_one_click("unsubscribe=One-Click"));
+    }
 }
