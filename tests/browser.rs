@@ -143,6 +143,17 @@ async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
             s.link(LinkPurpose::PaymentMethods, None).await,
             "/payment-methods".to_string(),
         ),
+        (
+            "preferences",
+            s.link(LinkPurpose::Preferences, None).await,
+            "/preferences".to_string(),
+        ),
+        // The public "email me my links" form.
+        (
+            "links",
+            format!("{}/links", s.app.config.web.base_url),
+            "/links".to_string(),
+        ),
         // A link that opens nothing gets the plain "not found" page.
         (
             "not-found",

@@ -95,7 +95,7 @@ pub async fn record_time(
                     kind: "hours-used",
                     template: "hours_used",
                     wanted: |t| t.primary,
-                    optional: false,
+                    optional: None,
                     attachments: &[],
                     data: json!({
                     "client": client,

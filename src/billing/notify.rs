@@ -1,7 +1,9 @@
 //! Billing mails to a client's people: every active billing and primary
 //! contact gets their own copy with their own signed link (a link names its
 //! contact, so it cannot be shared across a `To:` list). Queued on the
-//! caller's transaction, like every mail.
+//! caller's transaction, like every mail. Each copy's footer carries the
+//! person's own links (tickets, statement, preferences); optional mail also
+//! carries their one-click unsubscribe (RFC 8058) and skips who declined it.
 
 use serde_json::{json, Value};
 
@@ -10,11 +12,10 @@ use crate::config::Config;
 use crate::db::contacts::{self, Contact};
 use crate::db::tickets::Visibility;
 use crate::db::{inbound, Conn};
-use crate::domain::ContactTypes;
-use crate::domain::EmailAddress;
-use crate::links::issue::signed_link;
+use crate::domain::{ContactTypes, EmailAddress, OptionalMail};
+use crate::links::issue::{signed_link, unsubscribe_url, ContactLinks};
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::{MailRequest, Mailer, Origin, OutgoingAttachment};
+use crate::mail::outgoing::{MailRequest, Mailer, Origin, OutgoingAttachment, PersonalParts};
 
 /// One billing mail: what it is, and the page its link opens.
 pub struct BillingMail<'a> {
@@ -28,8 +29,9 @@ pub struct BillingMail<'a> {
     /// Someone outside the billing and primary contacts who should also
     /// have it (the contact who paid).
     pub also: Option<&'a Contact>,
-    /// Optional mail (the monthly statement): not for contacts who opted out.
-    pub optional: bool,
+    /// Optional mail of this kind (the monthly statement): not for contacts
+    /// who declined it, and it carries the unsubscribe headers.
+    pub optional: Option<OptionalMail>,
     /// Files every copy carries (the invoice PDF).
     pub attachments: &'a [OutgoingAttachment],
 }
@@ -67,7 +69,7 @@ pub async fn mail_billing_contacts(
     let mut billing = 0;
     let mut billing_suppressed = 0;
     for person in &people {
-        if mail.optional && !person.optional_mail {
+        if mail.optional.is_some_and(|kind| !person.wants(kind)) {
             continue;
         }
         let suppressed = inbound::is_suppressed(tx, &person.email).await?;
@@ -95,6 +97,7 @@ pub async fn mail_billing_contacts(
             map.insert("expires".into(), json!(link_expiry(app, now_ms)));
             map.insert("branding".into(), json!(app.config.branding));
         }
+        let personal = personal_parts(&app.config, person, mail.optional, now_ms)?;
         let queued = queue_copy(
             &app.ingestor.mailer,
             tx,
@@ -102,6 +105,7 @@ pub async fn mail_billing_contacts(
             (mail.kind, mail.template),
             data,
             mail.attachments,
+            &personal,
             now_ms,
         )
         .await?;
@@ -171,8 +175,9 @@ pub struct Notice<'a> {
     pub data: Value,
     /// Which contacts it is for, by type.
     pub wanted: fn(&ContactTypes) -> bool,
-    /// Optional mail (the service report): not for contacts who opted out.
-    pub optional: bool,
+    /// Optional mail of this kind (the service report): not for contacts
+    /// who declined it, and it carries the unsubscribe headers.
+    pub optional: Option<OptionalMail>,
     pub attachments: &'a [OutgoingAttachment],
 }
 
@@ -191,7 +196,7 @@ pub async fn mail_contacts(
         if !(notice.wanted)(&person.types) || !person.active {
             continue;
         }
-        if notice.optional && !person.optional_mail {
+        if notice.optional.is_some_and(|kind| !person.wants(kind)) {
             continue;
         }
         if inbound::is_suppressed(tx, &person.email).await? {
@@ -205,6 +210,8 @@ pub async fn mail_contacts(
             map.insert("name".into(), json!(person.name));
             map.insert("branding".into(), json!(config.branding));
         }
+        let personal = personal_parts(config, &person, notice.optional, now_ms)
+            .map_err(crate::mail::outgoing::QueueError::from)?;
         let queued = queue_copy(
             mailer,
             tx,
@@ -212,6 +219,7 @@ pub async fn mail_contacts(
             (notice.kind, notice.template),
             data,
             notice.attachments,
+            &personal,
             now_ms,
         )
         .await?;
@@ -222,8 +230,29 @@ pub async fn mail_contacts(
     Ok(to)
 }
 
+/// What one person's copy carries for them alone: the footer with their
+/// links and, on optional mail, their one-click unsubscribe URL.
+fn personal_parts(
+    config: &Config,
+    person: &Contact,
+    optional: Option<OptionalMail>,
+    now_ms: i64,
+) -> Result<PersonalParts, crate::links::LinkError> {
+    let now_secs = now_ms / 1000;
+    Ok(PersonalParts {
+        unsubscribe_url: optional
+            .map(|kind| unsubscribe_url(config, person, kind, now_secs))
+            .transpose()?,
+        footer: Some(ContactLinks::of(config, person, now_secs)?),
+    })
+}
+
 /// One person's own copy of a notice to a client (no ticket, no thread).
 /// False when the mailer held it back (a suppressed address).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per kind of notice; a struct would only rename them"
+)]
 async fn queue_copy(
     mailer: &Mailer,
     tx: &mut Conn,
@@ -231,10 +260,11 @@ async fn queue_copy(
     (kind, template): (&str, &str),
     data: Value,
     attachments: &[OutgoingAttachment],
+    personal: &PersonalParts,
     now_ms: i64,
 ) -> Result<bool, crate::mail::outgoing::QueueError> {
     let queued = mailer
-        .queue(
+        .queue_personal(
             tx,
             MailRequest {
                 kind,
@@ -250,6 +280,7 @@ async fn queue_copy(
                 extra_references: &[],
                 attachments,
             },
+            personal,
             now_ms,
         )
         .await?;

@@ -142,7 +142,7 @@ pub async fn settle(
                 "credit": (excess > 0).then(|| format_amount(excess, &payment.currency)),
             }),
             also: payer.as_ref(),
-            optional: false,
+            optional: None,
             attachments: &[],
         },
         now_ms,

@@ -124,6 +124,9 @@ impl DkimSettings {
             "In-Reply-To",
             "References",
             "Reply-To",
+            // RFC 8058: the one-click unsubscribe headers must be signed.
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
         ]
         .into_iter()
         .map(HeaderName::new_from_ascii_str)
@@ -263,6 +266,10 @@ pub struct WebConfig {
     /// The bearer token of the admin API (`web.admin_token`); without one
     /// the API answers 404.
     pub admin_token: Option<String>,
+    /// "Email me my links": mails per address per hour (`web.links_per_address_per_hour`).
+    pub links_per_address_per_hour: u32,
+    /// "Email me my links": requests per client IP per hour (`web.links_per_ip_per_hour`).
+    pub links_per_ip_per_hour: u32,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -274,6 +281,11 @@ impl std::fmt::Debug for WebConfig {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "links_per_address_per_hour",
+                &self.links_per_address_per_hour,
+            )
+            .field("links_per_ip_per_hour", &self.links_per_ip_per_hour)
             .finish()
     }
 }
@@ -558,6 +570,18 @@ struct RawWeb {
     listen: String,
     base_url: String,
     admin_token: Option<String>,
+    #[serde(default = "default_links_per_address_per_hour")]
+    links_per_address_per_hour: u32,
+    #[serde(default = "default_links_per_ip_per_hour")]
+    links_per_ip_per_hour: u32,
+}
+
+fn default_links_per_address_per_hour() -> u32 {
+    3
+}
+
+fn default_links_per_ip_per_hour() -> u32 {
+    20
 }
 
 #[derive(Deserialize)]
@@ -1209,6 +1233,8 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             listen: raw.web.listen,
             base_url,
             admin_token,
+            links_per_address_per_hour: raw.web.links_per_address_per_hour,
+            links_per_ip_per_hour: raw.web.links_per_ip_per_hour,
         },
         link_keys,
         link_ttl,

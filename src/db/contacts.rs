@@ -4,7 +4,7 @@ use sqlx::AnyConnection;
 
 use super::{flag, DbError};
 use crate::clock::Millis;
-use crate::domain::{ContactTypes, EmailAddress};
+use crate::domain::{ContactTypes, EmailAddress, MailChoices, OptionalMail};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Contact {
@@ -16,8 +16,19 @@ pub struct Contact {
     pub active: bool,
     /// Signed links carry this; bumping it revokes every older link.
     pub link_generation: i64,
-    /// Still gets optional mail (statements, reports).
+    /// Still gets optional mail (statements, reports) at all: import's and
+    /// the admin API's switch.
     pub optional_mail: bool,
+    /// The contact's own choice per kind of optional mail (preferences page,
+    /// one-click unsubscribe).
+    pub choices: MailChoices,
+}
+
+impl Contact {
+    /// Whether this person gets optional mail of `kind`.
+    pub fn wants(&self, kind: OptionalMail) -> bool {
+        self.optional_mail && self.choices.get(kind)
+    }
 }
 
 type ContactRow = (
@@ -25,6 +36,9 @@ type ContactRow = (
     Option<i64>,
     String,
     Option<String>,
+    i64,
+    i64,
+    i64,
     i64,
     i64,
     i64,
@@ -47,12 +61,17 @@ fn contact_from_row(r: ContactRow) -> Contact {
         active: flag(r.7),
         link_generation: r.8,
         optional_mail: flag(r.9),
+        choices: MailChoices {
+            statement: flag(r.10),
+            report: flag(r.11),
+            announcements: flag(r.12),
+        },
     }
 }
 
 const CONTACT_COLUMNS: &str =
     "id, client_id, email, name, is_primary, is_billing, is_technical, active, link_generation, \
-     optional_mail";
+     optional_mail, statement_mail, report_mail, announcement_mail";
 
 pub async fn find_contact_by_email(
     conn: &mut AnyConnection,

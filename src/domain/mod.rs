@@ -6,6 +6,7 @@ mod business_hours;
 mod email_address;
 mod invoice;
 mod money;
+mod optional_mail;
 mod ticket;
 
 pub use business_hours::BusinessHours;
@@ -15,4 +16,5 @@ pub use money::{
     format_amount, price_line, totals, Currency, Money, MoneyError, PricedLine, Quantity, TaxRate,
     TaxRounding, Totals,
 };
+pub use optional_mail::{MailChoices, OptionalMail};
 pub use ticket::{ContactTypes, Priority, TicketNumber, TicketStatus};

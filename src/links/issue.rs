@@ -7,7 +7,7 @@
 use crate::config::Config;
 use crate::db::contacts::{self, Contact};
 use crate::db::{conversation, invoices, Db, DbError};
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, OptionalMail};
 
 use super::token::{sign, LinkClaims, LinkError, LinkPurpose};
 
@@ -111,6 +111,18 @@ pub fn signed_link(
     resource: &str,
     now_secs: i64,
 ) -> Result<String, LinkError> {
+    let token = signed_token(config, contact, purpose, resource, now_secs)?;
+    Ok(format!("{}/l/{token}", config.web.base_url))
+}
+
+/// The token of [`signed_link`], without the URL around it.
+fn signed_token(
+    config: &Config,
+    contact: &Contact,
+    purpose: LinkPurpose,
+    resource: &str,
+    now_secs: i64,
+) -> Result<String, LinkError> {
     let claims = LinkClaims {
         purpose,
         resource: resource.to_string(),
@@ -118,6 +130,50 @@ pub fn signed_link(
         generation: contact.link_generation,
         expires_at: now_secs + config.link_ttl.as_secs() as i64,
     };
-    let token = sign(&config.link_keys, &claims)?;
-    Ok(format!("{}/l/{token}", config.web.base_url))
+    sign(&config.link_keys, &claims)
+}
+
+/// The one-click unsubscribe URL (RFC 8058) of `contact` for optional mail
+/// of `kind`: `<base_url>/unsubscribe/<kind>/<token>`, the token a
+/// preferences link's. A POST there unsubscribes; a GET shows the
+/// preferences.
+pub fn unsubscribe_url(
+    config: &Config,
+    contact: &Contact,
+    kind: OptionalMail,
+    now_secs: i64,
+) -> Result<String, LinkError> {
+    let token = signed_token(config, contact, LinkPurpose::Preferences, "", now_secs)?;
+    Ok(format!(
+        "{}/unsubscribe/{}/{token}",
+        config.web.base_url,
+        kind.as_str()
+    ))
+}
+
+/// The pages that matter for a contact, as signed links: their tickets,
+/// their client's statement (billing and primary contacts of a client) and
+/// their mail preferences. Mail footers and "email me my links" carry them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ContactLinks {
+    pub tickets: Option<String>,
+    pub statement: Option<String>,
+    pub preferences: Option<String>,
+}
+
+impl ContactLinks {
+    pub fn of(config: &Config, contact: &Contact, now_secs: i64) -> Result<Self, LinkError> {
+        let link = |purpose| signed_link(config, contact, purpose, "", now_secs);
+        let sees_statement =
+            contact.client_id.is_some() && (contact.types.billing || contact.types.primary);
+        Ok(Self {
+            tickets: Some(link(LinkPurpose::Tickets)?),
+            statement: if sees_statement {
+                Some(link(LinkPurpose::Statement)?)
+            } else {
+                None
+            },
+            preferences: Some(link(LinkPurpose::Preferences)?),
+        })
+    }
 }

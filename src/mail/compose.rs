@@ -1,7 +1,8 @@
 //! Outgoing mail → RFC 5322 bytes (lettre's builder), with the headers every
 //! Postdesk mail carries: our signed Message-ID, thread headers, the loop
 //! header, and for automated mail `Auto-Submitted` and
-//! `X-Auto-Response-Suppress` so auto-responders stay quiet; DKIM-signed
+//! `X-Auto-Response-Suppress` so auto-responders stay quiet, on optional
+//! mail `List-Unsubscribe` and `List-Unsubscribe-Post` (RFC 8058); DKIM-signed
 //! when the operator configured a key.
 
 use lettre::message::header::ContentType;
@@ -35,6 +36,9 @@ pub struct Outgoing<'a> {
     pub dkim: Option<&'a lettre::message::dkim::DkimConfig>,
     /// Identifies this installation in the loop header.
     pub loop_token: &'a str,
+    /// Optional mail: the one-click unsubscribe URL (RFC 8058), sent as
+    /// `List-Unsubscribe` with `List-Unsubscribe-Post`.
+    pub unsubscribe_url: Option<&'a str>,
     pub content: &'a RenderedMail,
 }
 
@@ -87,6 +91,16 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, ComposeError> {
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
             "All".into(),
+        ));
+    }
+    if let Some(url) = o.unsubscribe_url {
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            format!("<{url}>"),
+        ));
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".into(),
         ));
     }
     if let Some(dkim) = o.dkim {

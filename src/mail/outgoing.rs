@@ -18,6 +18,7 @@ use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::{self, Direction, NewMessage, Visibility};
 use crate::db::{self, inbound, DbError};
 use crate::domain::EmailAddress;
+use crate::links::issue::ContactLinks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -27,6 +28,9 @@ pub enum QueueError {
     Template(String),
     #[error("no link key to sign Message-IDs with")]
     NoKey,
+    /// A link for the recipient (footer, unsubscribe) could not be signed.
+    #[error(transparent)]
+    Link(#[from] crate::links::LinkError),
 }
 
 impl From<sqlx::Error> for QueueError {
@@ -103,6 +107,17 @@ pub struct MailRequest<'a> {
     pub attachments: &'a [OutgoingAttachment],
 }
 
+/// What a mail to one person carries besides its template: the one-click
+/// unsubscribe of optional mail and the footer with that person's links.
+/// Only per-person mails have these (a link names its contact).
+#[derive(Debug, Clone, Default)]
+pub struct PersonalParts {
+    /// The one-click unsubscribe URL (RFC 8058) of an optional mail.
+    pub unsubscribe_url: Option<String>,
+    /// Links appended to the mail's text and HTML as a footer.
+    pub footer: Option<ContactLinks>,
+}
+
 /// What was queued.
 #[derive(Debug, Clone)]
 pub struct Queued {
@@ -142,6 +157,19 @@ impl Mailer {
         &self,
         tx: &mut AnyConnection,
         req: MailRequest<'_>,
+        now: Millis,
+    ) -> Result<Option<Queued>, QueueError> {
+        self.queue_personal(tx, req, &PersonalParts::default(), now)
+            .await
+    }
+
+    /// [`Mailer::queue`] for a mail to one person, with their unsubscribe
+    /// header and links footer.
+    pub async fn queue_personal(
+        &self,
+        tx: &mut AnyConnection,
+        req: MailRequest<'_>,
+        personal: &PersonalParts,
         now: Millis,
     ) -> Result<Option<Queued>, QueueError> {
         let cfg = &self.config;
@@ -207,10 +235,15 @@ impl Mailer {
             }
         }
 
-        let rendered = self
+        let mut rendered = self
             .templates
             .render(req.template, &req.data)
             .map_err(|e| QueueError::Template(e.to_string()))?;
+        if let Some(links) = &personal.footer {
+            self.templates
+                .append_links_footer(&mut rendered, links)
+                .map_err(|e| QueueError::Template(e.to_string()))?;
+        }
         let (in_reply_to, references) = match req.ticket {
             Some(t) => {
                 let mut thread = conversation::thread_message_ids(tx, t.id).await?;
@@ -261,6 +294,7 @@ impl Mailer {
             attachments: req.attachments,
             dkim: self.dkim.as_deref(),
             loop_token: &domain,
+            unsubscribe_url: personal.unsubscribe_url.as_deref(),
             content: &rendered,
         })
         .map_err(|e| QueueError::Template(e.to_string()))?;

@@ -57,6 +57,20 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "hours_used",
     "statement_monthly",
     "service_report",
+    "my_links",
+];
+
+/// Parts added to other mails, overridable like the mails: the footer with
+/// the recipient's own links (tickets, statement, preferences).
+const FRAGMENTS: &[(&str, &str)] = &[
+    (
+        "links_footer.text",
+        include_str!("../../templates/mail/links_footer.text.hbs"),
+    ),
+    (
+        "links_footer.html",
+        include_str!("../../templates/mail/links_footer.html.hbs"),
+    ),
 ];
 
 /// Two registries because escaping is per registry: HTML parts escape
@@ -85,7 +99,7 @@ impl Templates {
         let mut plain = Handlebars::new();
         plain.set_strict_mode(true);
         plain.register_escape_fn(handlebars::no_escape);
-        for (name, built_in) in BUILT_IN {
+        for (name, built_in) in BUILT_IN.iter().chain(FRAGMENTS) {
             let source = match override_dir.and_then(|d| find_override(d, name)) {
                 Some(path) => {
                     std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
@@ -134,6 +148,38 @@ impl Templates {
             text: part(&self.plain, "text")?,
             html: part(&self.html, "html")?,
         })
+    }
+}
+
+impl Templates {
+    /// Appends the footer with `links` to both bodies of `mail`: after the
+    /// text, and in the HTML before `</body>` (at the end when there is
+    /// none).
+    pub fn append_links_footer(
+        &self,
+        mail: &mut RenderedMail,
+        links: &crate::links::issue::ContactLinks,
+    ) -> Result<(), TemplateError> {
+        let data = serde_json::json!({ "links": links });
+        let render = |registry: &Handlebars<'static>, name: &str| {
+            registry
+                .render(name, &data)
+                .map_err(|e| TemplateError::Render {
+                    name: name.to_string(),
+                    message: e.to_string(),
+                })
+        };
+        let text = render(&self.plain, "links_footer.text")?;
+        let html = render(&self.html, "links_footer.html")?;
+        if !mail.text.ends_with('\n') {
+            mail.text.push('\n');
+        }
+        mail.text.push_str(&text);
+        match mail.html.rfind("</body>") {
+            Some(at) => mail.html.insert_str(at, &html),
+            None => mail.html.push_str(&html),
+        }
+        Ok(())
     }
 }
 

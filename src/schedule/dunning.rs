@@ -183,7 +183,7 @@ async fn remind(
                 "when": describe_due(due, today),
             }),
             also: None,
-            optional: false,
+            optional: None,
             attachments: &[],
         },
         at,

@@ -17,7 +17,7 @@ use crate::clock::Millis;
 use crate::db::job_runs::{JobRun, NewRun};
 use crate::db::reports::{self, ReportTicket};
 use crate::db::{hours, Conn};
-use crate::domain::format_amount;
+use crate::domain::{format_amount, OptionalMail};
 use crate::mail::outgoing::OutgoingAttachment;
 
 pub const KIND: &str = "report";
@@ -108,7 +108,7 @@ pub async fn execute(
                 "invoices": invoices,
             }),
             wanted: |t| t.primary,
-            optional: true,
+            optional: Some(OptionalMail::Report),
             attachments: std::slice::from_ref(&attachment),
         },
         at,

@@ -16,7 +16,7 @@ use crate::billing::notify::{mail_billing_contacts, BillingMail};
 use crate::clock::Millis;
 use crate::db::job_runs::{JobRun, NewRun};
 use crate::db::{payments, Conn};
-use crate::domain::format_amount;
+use crate::domain::{format_amount, OptionalMail};
 use crate::links::LinkPurpose;
 
 pub const KIND: &str = "statement";
@@ -87,7 +87,7 @@ pub async fn execute(
                     .collect::<Vec<_>>(),
             }),
             also: None,
-            optional: true,
+            optional: Some(OptionalMail::Statement),
             attachments: &[],
         },
         at,

@@ -59,6 +59,11 @@ pub(crate) async fn open(
         Err(e) => tracing::warn!(error = %e, "could not record a link open"),
     }
     match (contact, result) {
+        // Genuine but revoked: a preferences link says how to get a fresh
+        // one (its mail may be old); others stay a plain "not found".
+        (Err(_), _) if claims.purpose == LinkPurpose::Preferences => {
+            super::preferences::revoked(&state)
+        }
         (Err(Denied::NotFound | Denied::Expired), _) => state.pages.not_found(),
         (Ok(_), "expired") => super::renew::expired_page(&state, &token),
         (Ok(_), _) => {

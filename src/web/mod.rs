@@ -11,9 +11,11 @@ mod csrf;
 mod health;
 mod invoice;
 mod link;
+mod my_links;
 pub mod pages;
 mod pay;
 mod payment_methods;
+mod preferences;
 mod quote;
 mod renew;
 mod statement;
@@ -55,6 +57,15 @@ pub fn router(app: App) -> Router {
         .route("/invoice/{number}", get(invoice::show))
         .route("/quote/{number}", get(quote::show))
         .route("/statement", get(statement::show))
+        .route(
+            "/preferences",
+            get(preferences::show).post(preferences::save),
+        )
+        .route(
+            "/unsubscribe/{kind}/{token}",
+            get(preferences::one_click_get).post(preferences::one_click_post),
+        )
+        .route("/links", get(my_links::show).post(my_links::request))
         .route("/statement/pay", axum::routing::post(statement::pay))
         .route("/payment-methods", get(payment_methods::show))
         .route(
@@ -229,6 +240,11 @@ pub(crate) async fn link_holder(
     match check_token(state, &token, Some((purpose, resource))).await {
         Ok((_, contact)) => Ok(contact),
         Err(Denied::Expired) => Err(renew::expired_page(state, &token)),
+        // A preferences link may be old (an unsubscribe from a months-old
+        // mail): say how to get a fresh one rather than just "not found".
+        Err(Denied::NotFound) if purpose == LinkPurpose::Preferences => {
+            Err(preferences::revoked(state))
+        }
         Err(Denied::NotFound) => Err(state.pages.not_found()),
     }
 }

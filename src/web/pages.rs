@@ -51,6 +51,23 @@ const PAGES: &[(&str, &str)] = &[
         "unavailable",
         include_str!("../../templates/web/unavailable.hbs"),
     ),
+    (
+        "preferences",
+        include_str!("../../templates/web/preferences.hbs"),
+    ),
+    (
+        "unsubscribed",
+        include_str!("../../templates/web/unsubscribed.hbs"),
+    ),
+    (
+        "link_revoked",
+        include_str!("../../templates/web/link_revoked.hbs"),
+    ),
+    ("links", include_str!("../../templates/web/links.hbs")),
+    (
+        "links_sent",
+        include_str!("../../templates/web/links_sent.hbs"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -211,6 +228,15 @@ mod registry_tests {
             ("form_expired", json!({})),
             ("unavailable", json!({})),
             ("expired", json!({"token": "t", "csrf": "c"})),
+            ("link_revoked", json!({})),
+            ("links_sent", json!({})),
+            ("unsubscribed", json!({"what": "Monthly statement"})),
+            ("links", json!({"csrf": "c", "notice": null})),
+            (
+                "preferences",
+                json!({"csrf": "c", "notice": null, "kinds": [
+                    {"name": "statement", "label": "Statement", "wanted": true}]}),
+            ),
         ] {
             let response = pages.render(StatusCode::OK, name, "T", data);
             assert_eq!(response.status(), StatusCode::OK, "{name}");
