@@ -25,6 +25,7 @@ mod reply;
 mod sender_lookups;
 mod staff;
 mod system;
+mod ticket_numbers;
 
 use super::authentication_results::{dmarc_verdict, Dmarc};
 use super::bounce::{parse_bounce, BounceReport};
@@ -44,6 +45,7 @@ use crate::db::{Db, DbError, Tx};
 use crate::domain::{EmailAddress, Priority};
 use crate::storage::{BlobKind, BlobStore, StorageError};
 use sender_lookups::{Known, SenderLookups};
+use ticket_numbers::TicketNumbers;
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy)]
@@ -704,6 +706,9 @@ impl Ingestor {
             0 | 1 => None,
             _ => self.apply_straight_through(batch).await,
         };
+        if result.is_none() && batch.len() > 1 {
+            self.metrics.ingest_batches_redone.inc();
+        }
         let (outcomes, queued, failure) = match result {
             Some((outcomes, queued)) => (outcomes, queued, None),
             None => match self.apply_with_savepoints(batch).await {
@@ -797,6 +802,7 @@ impl Ingestor {
             .map(|f| &f.address)
             .collect();
         let mut lookups = SenderLookups::fetch(&mut *tx, &senders).await?;
+        let numbers = TicketNumbers::default();
 
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut queued = false;
@@ -815,7 +821,11 @@ impl Ingestor {
                 continue;
             }
             let now = self.clock.now_millis();
-            let applied = self.act(tx, kept, key, now, Some(&lookups)).await?;
+            let shared = BatchShared {
+                senders: &lookups,
+                numbers: &numbers,
+            };
+            let applied = self.act(tx, kept, key, now, Some(shared)).await?;
             if let Some(from) = kept.parsed.as_ref().ok().and_then(|m| m.from.as_ref()) {
                 lookups.applied_from(&from.address);
             }
@@ -824,6 +834,7 @@ impl Ingestor {
             outcomes.push(applied.outcome);
         }
 
+        numbers.write_back(&mut *tx).await?;
         let now = self.clock.now_millis();
         let new_receipts: Vec<inbound::NewReceipt<'_>> = receipts
             .iter()
@@ -973,20 +984,28 @@ impl Ingestor {
         kept: &Kept<'_>,
         key: &str,
         now: i64,
-        lookups: Option<&SenderLookups>,
+        batch: Option<BatchShared<'_>>,
     ) -> Result<Applied, ApplyError> {
         let d = &kept.delivery;
         let raw_sha256 = kept.raw_sha256;
         let parsed = kept.parsed;
         let source_label = d.source.label();
         let plan = self
-            .plan(tx, d.raw, parsed.as_ref().ok(), key, &d.source, lookups)
+            .plan(
+                tx,
+                d.raw,
+                parsed.as_ref().ok(),
+                key,
+                &d.source,
+                batch.map(|b| b.senders),
+            )
             .await?;
         let ctx = ApplyContext {
             delivery: d,
             plan: &plan,
             raw_sha256,
             now,
+            numbers: batch.map(|b| b.numbers),
         };
         let applied = match (&plan.action, parsed.as_ref()) {
             (ActionPlan::NewTicket { .. }, Ok(mail)) => {
@@ -1307,6 +1326,15 @@ struct ApplyContext<'a> {
     plan: &'a Plan,
     raw_sha256: &'a str,
     now: i64,
+    /// The batch's ticket numbers, when it is applied straight through.
+    numbers: Option<&'a TicketNumbers>,
+}
+
+/// What a batch applied straight through shares between its messages.
+#[derive(Clone, Copy)]
+struct BatchShared<'a> {
+    senders: &'a SenderLookups,
+    numbers: &'a TicketNumbers,
 }
 
 /// What an apply step did.

@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use super::ticket_numbers::next_from_database;
 use super::{
     describe_duration, human_size, new_reply_token, ActionPlan, Applied, ApplyContext, ApplyError,
     Ingestor, Outcome, SenderPlan,
@@ -11,7 +12,6 @@ use super::{
 use crate::db::contacts::{self, ContactOrigin};
 use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::{self, NewTicket, Visibility};
-use crate::db::{self};
 use crate::domain::{ContactTypes, EmailAddress, TicketNumber, TicketStatus};
 use crate::mail::outgoing::{MailRequest, Origin};
 use crate::mail::parse::{InboundMail, Sender};
@@ -76,7 +76,10 @@ impl Ingestor {
         };
 
         let cfg = &self.config;
-        let sequence = db::next_counter(tx, "ticket_number", cfg.tickets.first_number).await?;
+        let sequence = match ctx.numbers {
+            Some(numbers) => numbers.next(tx, cfg.tickets.first_number).await?,
+            None => next_from_database(tx, cfg.tickets.first_number).await?,
+        };
         let number = TicketNumber::new(&cfg.tickets.prefix, sequence);
         let subject = match strip_reply_prefixes(&mail.subject).trim() {
             "" => "(no subject)".to_string(),
