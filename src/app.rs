@@ -12,7 +12,6 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::outbox_sender::OutboxSender;
-use crate::mail::imap;
 use crate::mail::ingest::Ingestor;
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::templates::Templates;
@@ -31,6 +30,8 @@ pub struct App {
     /// The payment provider, when `[payments.stripe]` is configured.
     pub payments: Option<Arc<dyn PaymentProvider>>,
     pub metrics: Arc<Metrics>,
+    /// This process as a holder of mailbox leases (replicas on PostgreSQL).
+    pub replica: Arc<str>,
 }
 
 impl App {
@@ -82,6 +83,7 @@ impl App {
             clock,
             payments,
             metrics,
+            replica: crate::mail::mailbox_lease::replica_id().into(),
         })
     }
 
@@ -104,7 +106,13 @@ impl App {
             });
         }
         for mailbox in self.config.mailboxes.iter().cloned() {
-            tasks.spawn(imap::watch(self.ingestor.clone(), mailbox, cancel.clone()));
+            tasks.spawn(crate::mail::mailbox_lease::watch(
+                self.ingestor.clone(),
+                mailbox,
+                self.replica.clone(),
+                self.config.database.mailbox_lease,
+                cancel.clone(),
+            ));
         }
         for _ in 0..self.config.smtp.connections {
             tasks.spawn(self.sender.clone().run(cancel.clone()));

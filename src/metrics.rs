@@ -45,6 +45,8 @@ pub struct Metrics {
     pub job_runs: Family<JobLabel, Counter>,
     /// 1 while the mailbox's IMAP session is up, 0 otherwise.
     pub mailbox_connected: Family<MailboxLabel, Gauge>,
+    /// 1 while this replica holds the mailbox's lease (watches it).
+    pub mailbox_lease_held: Family<MailboxLabel, Gauge>,
     outbox_depth: Gauge,
     outbox_oldest_seconds: Gauge,
 }
@@ -95,6 +97,12 @@ impl Metrics {
             "1 while the mailbox's IMAP session is up",
             mailbox_connected.clone(),
         );
+        let mailbox_lease_held = Family::<MailboxLabel, Gauge>::default();
+        registry.register(
+            "mailbox_lease_held",
+            "1 while this replica holds the mailbox's lease and watches it",
+            mailbox_lease_held.clone(),
+        );
         let outbox_depth = Gauge::default();
         registry.register(
             "outbox_depth",
@@ -116,6 +124,7 @@ impl Metrics {
             send_failures,
             job_runs,
             mailbox_connected,
+            mailbox_lease_held,
             outbox_depth,
             outbox_oldest_seconds,
         })
@@ -123,6 +132,14 @@ impl Metrics {
 
     pub fn mailbox(&self, name: &str) -> Gauge {
         self.mailbox_connected
+            .get_or_create(&MailboxLabel {
+                mailbox: name.to_string(),
+            })
+            .clone()
+    }
+
+    pub fn mailbox_lease(&self, name: &str) -> Gauge {
+        self.mailbox_lease_held
             .get_or_create(&MailboxLabel {
                 mailbox: name.to_string(),
             })

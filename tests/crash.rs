@@ -3,49 +3,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use postdesk::db::{outbox, tickets};
 
 const MESSAGES: usize = 2000;
-
-fn start_daemon(config: &std::path::Path, log: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_postdesk"))
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env("POSTDESK_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn acks_in_maildir(mail: &MailServers, address: &str) -> usize {
-    let (user, domain) = address.split_once('@').unwrap();
-    let base = mail
-        .dir
-        .join("mail")
-        .join(domain)
-        .join(user)
-        .join("Maildir");
-    ["new", "cur"]
-        .iter()
-        .map(|d| {
-            std::fs::read_dir(base.join(d))
-                .map(|r| r.count())
-                .unwrap_or(0)
-        })
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_backlog_loses_and_doubles_nothing() {

@@ -157,6 +157,10 @@ pub struct HoursConfig {
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    /// How long a replica's lease on a mailbox lasts without renewal
+    /// (`database.mailbox_lease_seconds`): a dead replica's mailboxes are
+    /// taken over within this time and a third of it.
+    pub mailbox_lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -431,6 +435,11 @@ struct RawDatabase {
     url: String,
     #[serde(default = "default_max_connections")]
     max_connections: u32,
+    #[serde(default = "default_mailbox_lease_seconds")]
+    mailbox_lease_seconds: u64,
+}
+fn default_mailbox_lease_seconds() -> u64 {
+    30
 }
 fn default_max_connections() -> u32 {
     8
@@ -1212,6 +1221,15 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         database: DatabaseConfig {
             url,
             max_connections: raw.database.max_connections.max(1),
+            mailbox_lease: match raw.database.mailbox_lease_seconds {
+                s @ 3..=600 => Duration::from_secs(s),
+                _ => {
+                    return Err(err(
+                        "database.mailbox_lease_seconds",
+                        "must be between 3 and 600".into(),
+                    ))
+                }
+            },
         },
         storage: StorageConfig {
             dir: raw.storage.dir,

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod html_text;
 pub mod imap;
 pub mod ingest;
+pub mod mailbox_lease;
 pub mod message_id;
 pub mod outgoing;
 pub mod parse;

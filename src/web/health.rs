@@ -1,6 +1,7 @@
 //! What operators and their tools ask of a running daemon: `/healthz` (the
 //! process answers), `/readyz` (the database answers and every mailbox's
-//! IMAP session is up; 503 naming what is not) and `/metrics` (Prometheus
+//! IMAP session is up, or the mailbox is watched by another replica; 503
+//! naming what is not) and `/metrics` (Prometheus
 //! text format, behind the admin token).
 
 use axum::extract::State;
@@ -10,7 +11,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::WebState;
-use crate::db::outbox;
+use crate::db::{mailbox_leases, outbox};
 
 pub(crate) async fn healthz() -> Response {
     (StatusCode::OK, "ok\n").into_response()
@@ -28,12 +29,18 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     let mut ready = database == "ok";
     let mut mailboxes = serde_json::Map::new();
     for m in &app.config.mailboxes {
-        let up = app.metrics.mailbox(&m.name).get() == 1;
-        ready &= up;
-        mailboxes.insert(
-            m.name.clone(),
-            json!(if up { "connected" } else { "disconnected" }),
-        );
+        let state = if app.metrics.mailbox(&m.name).get() == 1 {
+            "connected"
+        } else if app.metrics.mailbox_lease(&m.name).get() == 0
+            && leased_elsewhere(app, &m.name).await
+        {
+            // Another replica watches it: nothing for this one to do.
+            "standby"
+        } else {
+            "disconnected"
+        };
+        ready &= state != "disconnected";
+        mailboxes.insert(m.name.clone(), json!(state));
     }
     let status = if ready {
         StatusCode::OK
@@ -45,6 +52,17 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
         Json(json!({ "ready": ready, "database": database, "mailboxes": mailboxes })),
     )
         .into_response()
+}
+
+/// Whether another replica holds a live lease on `mailbox`.
+async fn leased_elsewhere(app: &crate::app::App, mailbox: &str) -> bool {
+    let now = app.clock.now_millis();
+    let lease = async {
+        let mut conn = app.db.conn().await?;
+        mailbox_leases::lease_of(&mut conn, mailbox).await
+    }
+    .await;
+    matches!(lease, Ok(Some(l)) if *l.holder != *app.replica && l.expires_at > now)
 }
 
 pub(crate) async fn metrics(State(state): State<WebState>) -> Response {

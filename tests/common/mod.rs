@@ -362,3 +362,42 @@ impl Drop for ServedApp {
         self.cancel.cancel();
     }
 }
+
+/// Starts `postdesk run` as a process of its own (to be killed with -9),
+/// its log appended to `log`.
+pub fn start_daemon(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("POSTDESK_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// How many mails `address` has in its Maildir (new and cur).
+pub fn acks_in_maildir(mail: &MailServers, address: &str) -> usize {
+    let (user, domain) = address.split_once('@').unwrap();
+    let base = mail
+        .dir
+        .join("mail")
+        .join(domain)
+        .join(user)
+        .join("Maildir");
+    ["new", "cur"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(base.join(d))
+                .map(|r| r.count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
