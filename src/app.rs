@@ -14,6 +14,7 @@ use crate::db::Db;
 use crate::jobs::outbox_sender::OutboxSender;
 use crate::mail::imap;
 use crate::mail::ingest::Ingestor;
+use crate::mail::oauth2::{Notices, OAuthGrants};
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::templates::Templates;
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct App {
     /// The payment provider, when `[payments.stripe]` is configured.
     pub payments: Option<Arc<dyn PaymentProvider>>,
     pub metrics: Arc<Metrics>,
+    /// The OAuth2 grants of the mailboxes and `[smtp]` (empty without any).
+    pub oauth: Arc<OAuthGrants>,
 }
 
 impl App {
@@ -60,10 +63,27 @@ impl App {
             outbox_ready: ready.clone(),
             metrics: metrics.clone(),
         };
+        let oauth = OAuthGrants::build(
+            &config,
+            &db,
+            &clock,
+            &metrics,
+            Notices {
+                mailer: ingestor.mailer.clone(),
+                operators: config.staff.iter().map(|s| s.email.clone()).collect(),
+                outbox_ready: ready.clone(),
+            },
+        )
+        .context("setting up the OAuth2 grants")?;
+        oauth
+            .load()
+            .await
+            .context("reading the stored OAuth2 grants")?;
+        let oauth = Arc::new(oauth);
         let sender = OutboxSender {
             db: db.clone(),
             clock: clock.clone(),
-            connector: SmtpConnector::new(config.smtp.clone()),
+            connector: SmtpConnector::new(config.smtp.clone()).with_oauth(oauth.for_smtp()),
             ready,
             journal_dir: crate::jobs::send_journal::journal_dir(&config.storage.dir),
             metrics: metrics.clone(),
@@ -82,6 +102,7 @@ impl App {
             clock,
             payments,
             metrics,
+            oauth,
         })
     }
 
@@ -104,7 +125,13 @@ impl App {
             });
         }
         for mailbox in self.config.mailboxes.iter().cloned() {
-            tasks.spawn(imap::watch(self.ingestor.clone(), mailbox, cancel.clone()));
+            let tokens = self.oauth.for_mailbox(&mailbox.name);
+            tasks.spawn(imap::watch_with(
+                self.ingestor.clone(),
+                mailbox,
+                tokens,
+                cancel.clone(),
+            ));
         }
         for _ in 0..self.config.smtp.connections {
             tasks.spawn(self.sender.clone().run(cancel.clone()));

@@ -2,7 +2,8 @@
 //! ingested by outcome and how long applying them took, mail sent and send
 //! failures, job runs by kind and status, each mailbox's connection state,
 //! and — read from the database at scrape time — the outbox's depth and
-//! the age of its oldest waiting mail. Counters only count here; nothing
+//! the age of its oldest waiting mail; per OAuth2 grant whether it works
+//! and how its token refreshes went. Counters only count here; nothing
 //! reads them to decide anything. No label carries an address.
 
 use std::sync::Arc;
@@ -26,6 +27,17 @@ pub struct JobLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CredentialLabel {
+    pub credential: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabel {
+    pub credential: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MailboxLabel {
     pub mailbox: String,
 }
@@ -42,6 +54,10 @@ pub struct Metrics {
     pub job_runs: Family<JobLabel, Counter>,
     /// 1 while the mailbox's IMAP session is up, 0 otherwise.
     pub mailbox_connected: Family<MailboxLabel, Gauge>,
+    /// Per OAuth2 grant: 1 while it works, 0 once the endpoint refused it.
+    pub oauth_grant_valid: Family<CredentialLabel, Gauge>,
+    /// OAuth2 token refreshes by grant and outcome (ok, invalid_grant, error).
+    pub oauth_refreshes: Family<RefreshLabel, Counter>,
     outbox_depth: Gauge,
     outbox_oldest_seconds: Gauge,
 }
@@ -86,6 +102,18 @@ impl Metrics {
             "1 while the mailbox's IMAP session is up",
             mailbox_connected.clone(),
         );
+        let oauth_grant_valid = Family::<CredentialLabel, Gauge>::default();
+        registry.register(
+            "oauth_grant_valid",
+            "Per OAuth2 grant (named after its first mailbox, or smtp): 1 while the token endpoint accepts its refresh token, 0 once it answered invalid_grant",
+            oauth_grant_valid.clone(),
+        );
+        let oauth_refreshes = Family::<RefreshLabel, Counter>::default();
+        registry.register(
+            "oauth_token_refreshes",
+            "OAuth2 access token refreshes, by grant and outcome (ok, invalid_grant, error)",
+            oauth_refreshes.clone(),
+        );
         let outbox_depth = Gauge::default();
         registry.register(
             "outbox_depth",
@@ -106,6 +134,8 @@ impl Metrics {
             send_failures,
             job_runs,
             mailbox_connected,
+            oauth_grant_valid,
+            oauth_refreshes,
             outbox_depth,
             outbox_oldest_seconds,
         })
@@ -115,6 +145,23 @@ impl Metrics {
         self.mailbox_connected
             .get_or_create(&MailboxLabel {
                 mailbox: name.to_string(),
+            })
+            .clone()
+    }
+
+    pub fn oauth_grant_valid(&self, credential: &str) -> Gauge {
+        self.oauth_grant_valid
+            .get_or_create(&CredentialLabel {
+                credential: credential.to_string(),
+            })
+            .clone()
+    }
+
+    pub fn oauth_refreshes(&self, credential: &str, outcome: &str) -> Counter {
+        self.oauth_refreshes
+            .get_or_create(&RefreshLabel {
+                credential: credential.to_string(),
+                outcome: outcome.to_string(),
             })
             .clone()
     }

@@ -14,6 +14,7 @@ pub mod invoices;
 pub mod job_runs;
 pub mod link_opens;
 pub mod link_requests;
+pub mod oauth_tokens;
 pub mod outbox;
 pub mod payment_methods;
 pub mod payments;

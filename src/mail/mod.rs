@@ -10,6 +10,7 @@ pub mod html_text;
 pub mod imap;
 pub mod ingest;
 pub mod message_id;
+pub mod oauth2;
 pub mod outgoing;
 pub mod parse;
 pub mod reply_trim;

@@ -1,7 +1,9 @@
 //! What operators and their tools ask of a running daemon: `/healthz` (the
 //! process answers), `/readyz` (the database answers and every mailbox's
-//! IMAP session is up; 503 naming what is not) and `/metrics` (Prometheus
-//! text format, behind the admin token).
+//! IMAP session is up and no OAuth2 grant was revoked; 503 naming what is
+//! not: a mailbox whose grant was revoked reads `oauth2-grant-revoked`, and
+//! `oauth2` lists every grant) and `/metrics` (Prometheus text format,
+//! behind the admin token).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -30,9 +32,28 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     for m in &app.config.mailboxes {
         let up = app.metrics.mailbox(&m.name).get() == 1;
         ready &= up;
-        mailboxes.insert(
-            m.name.clone(),
-            json!(if up { "connected" } else { "disconnected" }),
+        let revoked = app
+            .oauth
+            .for_mailbox(&m.name)
+            .is_some_and(|t| t.is_revoked());
+        let state = match (up, revoked) {
+            (true, _) => "connected",
+            (false, true) => "oauth2-grant-revoked",
+            (false, false) => "disconnected",
+        };
+        mailboxes.insert(m.name.clone(), json!(state));
+    }
+    // Every grant, the SMTP sender's too: a revoked one needs an operator.
+    let mut oauth2 = serde_json::Map::new();
+    for grant in app.oauth.all() {
+        let revoked = grant.is_revoked();
+        ready &= !revoked;
+        oauth2.insert(
+            grant.name().to_string(),
+            json!({
+                "state": if revoked { "revoked" } else { "valid" },
+                "used_by": grant.used_by(),
+            }),
         );
     }
     let status = if ready {
@@ -42,7 +63,12 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     };
     (
         status,
-        Json(json!({ "ready": ready, "database": database, "mailboxes": mailboxes })),
+        Json(json!({
+            "ready": ready,
+            "database": database,
+            "mailboxes": mailboxes,
+            "oauth2": oauth2,
+        })),
     )
         .into_response()
 }
