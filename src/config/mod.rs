@@ -963,8 +963,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
                 if m.password.is_none() {
                     return Err(err(
                         &key("password"),
-                        "missing (or set auth = \"oauth2\" with a [mailbox.oauth2] section)"
-                            .into(),
+                        "missing (or set auth = \"oauth2\" with a [mailbox.oauth2] section)".into(),
                     ));
                 }
                 None

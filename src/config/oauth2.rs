@@ -69,7 +69,10 @@ impl OAuth2Provider {
 enum RefreshTokenSource {
     Inline(String),
     /// Read at every use; `key` is the config key, for messages.
-    File { path: PathBuf, key: String },
+    File {
+        path: PathBuf,
+        key: String,
+    },
 }
 
 /// A validated OAuth2 grant of a mail account.
@@ -271,4 +274,208 @@ pub(super) fn validate(
         scope,
         refresh_token,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{Config, TlsMode};
+    use super::*;
+
+    /// A config whose mailbox section is `mailbox` and smtp section `smtp`.
+    fn load(mailbox: &str, smtp: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let text = format!(
+            r#"
+[database]
+url = "sqlite://x.db"
+[storage]
+dir = "/tmp/pd"
+[[mailbox]]
+name = "support"
+address = "support@example.test"
+username = "support@example.test"
+{mailbox}
+[smtp]
+from = "Support <support@example.test>"
+{smtp}
+[web]
+listen = "127.0.0.1:8080"
+base_url = "http://localhost:8080/"
+[[links.keys]]
+id = "k1"
+secret = "0123456789abcdef0123456789abcdef"
+"#
+        );
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_toml_with_env(&text, "test.toml", &env)
+    }
+
+    fn error(mailbox: &str, smtp: &str) -> String {
+        load(mailbox, smtp, &[]).unwrap_err().to_string()
+    }
+
+    const PLAIN_SMTP: &str = "host = \"127.0.0.1\"";
+
+    #[test]
+    fn microsoft_presets_fill_servers_endpoint_and_scope() {
+        let c = load(
+            "[mailbox.oauth2]\nprovider = \"microsoft\"\ntenant = \"contoso.onmicrosoft.com\"\n\
+             client_id = \"app-1\"\nrefresh_token = \"rt-1\"",
+            "auth = \"oauth2\"\nusername = \"support@example.test\"\n\
+             [smtp.oauth2]\nprovider = \"microsoft\"\nclient_id = \"app-1\"",
+            &[("POSTDESK__SMTP__OAUTH2__REFRESH_TOKEN", "rt-env")],
+        )
+        .unwrap();
+        let m = &c.mailboxes[0];
+        assert_eq!(
+            (m.imap_host.as_str(), m.imap_port),
+            ("outlook.office365.com", 993)
+        );
+        assert_eq!(m.imap_tls, TlsMode::Tls);
+        assert!(m.password.is_empty());
+        let o = m.oauth2.as_ref().unwrap();
+        assert_eq!(
+            o.token_url,
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert!(o
+            .scope
+            .as_deref()
+            .unwrap()
+            .contains("IMAP.AccessAsUser.All"));
+        assert_eq!(o.configured_refresh_token().unwrap(), "rt-1");
+        assert_eq!(
+            (c.smtp.host.as_str(), c.smtp.port),
+            ("smtp.office365.com", 587)
+        );
+        assert_eq!(c.smtp.tls, TlsMode::StartTls);
+        let s = c.smtp.oauth2.as_ref().unwrap();
+        assert!(s.token_url.contains("/common/"), "default tenant");
+        assert_eq!(s.configured_refresh_token().unwrap(), "rt-env");
+        assert!(
+            !format!("{c:?}").contains("rt-1"),
+            "secrets stay out of Debug"
+        );
+    }
+
+    #[test]
+    fn google_and_custom_grants_load() {
+        let c = load(
+            "auth = \"oauth2\"\n[mailbox.oauth2]\nprovider = \"google\"\nclient_id = \"g\"\n\
+             client_secret = \"s\"\nrefresh_token = \"1//r\"",
+            PLAIN_SMTP,
+            &[],
+        )
+        .unwrap();
+        let m = &c.mailboxes[0];
+        assert_eq!(m.imap_host, "imap.gmail.com");
+        let o = m.oauth2.as_ref().unwrap();
+        assert_eq!(o.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(o.scope.as_deref(), Some("https://mail.google.com/"));
+        assert!(c.smtp.oauth2.is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rt");
+        std::fs::write(&file, "rt-from-file\n").unwrap();
+        let c = load(
+            &format!(
+                "imap_host = \"mail.example.test\"\n[mailbox.oauth2]\nprovider = \"custom\"\n\
+                 client_id = \"c\"\ntoken_url = \"http://127.0.0.1:9/token\"\n\
+                 refresh_token_file = \"{}\"",
+                file.display()
+            ),
+            PLAIN_SMTP,
+            &[],
+        )
+        .unwrap();
+        let o = c.mailboxes[0].oauth2.clone().unwrap();
+        assert_eq!(o.scope, None);
+        assert_eq!(o.configured_refresh_token().unwrap(), "rt-from-file");
+        // The file is read again at every use: a new grant needs no restart.
+        std::fs::write(&file, "rt-new").unwrap();
+        assert_eq!(o.configured_refresh_token().unwrap(), "rt-new");
+    }
+
+    #[test]
+    fn oauth2_errors_name_file_and_key() {
+        let custom = "imap_host = \"h\"\n[mailbox.oauth2]\nprovider = \"custom\"\nclient_id = \"c\"\nrefresh_token = \"r\"";
+        assert_eq!(
+            error(custom, PLAIN_SMTP),
+            "test.toml: key `mailbox[0].oauth2.token_url`: missing: provider = \"custom\" needs the token endpoint's address"
+        );
+        let e = error(
+            "[mailbox.oauth2]\nprovider = \"yahoo\"\nclient_id = \"c\"\nrefresh_token = \"r\"",
+            PLAIN_SMTP,
+        );
+        assert!(
+            e.starts_with("test.toml: key `mailbox[0].oauth2.provider`: `yahoo`"),
+            "{e}"
+        );
+        let e = error(
+            "imap_host = \"h\"\n[mailbox.oauth2]\nprovider = \"custom\"\nclient_id = \"c\"\n\
+             refresh_token = \"r\"\ntoken_url = \"http://idp.example.test/token\"",
+            PLAIN_SMTP,
+        );
+        assert!(
+            e.starts_with("test.toml: key `mailbox[0].oauth2.token_url`: must be an https://"),
+            "{e}"
+        );
+        let e = error(
+            "[mailbox.oauth2]\nprovider = \"google\"\nclient_id = \"c\"",
+            PLAIN_SMTP,
+        );
+        assert!(
+            e.starts_with("test.toml: key `mailbox[0].oauth2.refresh_token`: missing"),
+            "{e}"
+        );
+        let e = error("imap_host = \"h\"\nauth = \"oauth2\"", PLAIN_SMTP);
+        assert!(
+            e.starts_with("test.toml: key `mailbox[0].oauth2`: missing"),
+            "{e}"
+        );
+        let e = error("imap_host = \"h\"", PLAIN_SMTP);
+        assert!(
+            e.starts_with("test.toml: key `mailbox[0].password`: missing"),
+            "{e}"
+        );
+        let e = error(
+            "imap_host = \"h\"\nauth = \"kerberos\"\npassword = \"p\"",
+            PLAIN_SMTP,
+        );
+        assert!(
+            e.starts_with(
+                "test.toml: key `mailbox[0].auth`: `kerberos` is not one of password, oauth2"
+            ),
+            "{e}"
+        );
+        let e = error(
+            "imap_host = \"h\"\npassword = \"p\"",
+            "[smtp.oauth2]\nprovider = \"google\"\nclient_id = \"c\"\nrefresh_token = \"r\"",
+        );
+        assert!(
+            e.starts_with("test.toml: key `smtp.username`: missing"),
+            "{e}"
+        );
+        let e = error(
+            "imap_host = \"h\"\npassword = \"p\"\n[mailbox.oauth2]\nprovider = \"google\"\nclient_id = \"c\"\ntenant = \"t\"\nrefresh_token = \"r\"",
+            PLAIN_SMTP,
+        );
+        assert!(
+            e.starts_with("test.toml: key `mailbox[0].oauth2.tenant`: only for"),
+            "{e}"
+        );
+        let e = error(
+            "imap_host = \"h\"\n[mailbox.oauth2]\nprovider = \"google\"\nclient_id = \"c\"\n\
+             refresh_token_file = \"/nonexistent/rt\"",
+            PLAIN_SMTP,
+        );
+        assert!(
+            e.starts_with("test.toml: key `mailbox[0].oauth2.refresh_token_file`: cannot read"),
+            "{e}"
+        );
+    }
 }

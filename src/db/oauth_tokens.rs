@@ -20,7 +20,10 @@ pub struct StoredGrant {
     pub revoked_fingerprint: Option<String>,
 }
 
-pub async fn get(conn: &mut AnyConnection, grant_key: &str) -> Result<Option<StoredGrant>, DbError> {
+pub async fn get(
+    conn: &mut AnyConnection,
+    grant_key: &str,
+) -> Result<Option<StoredGrant>, DbError> {
     let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT origin_fingerprint, refresh_token, revoked_fingerprint FROM oauth_grants \
          WHERE grant_key = $1",

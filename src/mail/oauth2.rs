@@ -315,7 +315,8 @@ impl TokenManager {
                 }
                 self.set_revoked(false);
                 let lifetime_ms = lifetime.as_millis() as i64;
-                let margin = (REFRESH_MARGIN.as_millis() as i64).min(lifetime_ms / REFRESH_FRACTION);
+                let margin =
+                    (REFRESH_MARGIN.as_millis() as i64).min(lifetime_ms / REFRESH_FRACTION);
                 Ok(Cached {
                     token: access_token,
                     refresh_at: now + lifetime_ms - margin,
@@ -621,13 +622,13 @@ impl OAuthGrants {
                     m.username.as_str(),
                 ))
             })
-            .chain(config.smtp.oauth2.as_ref().map(|o| {
-                (
-                    None,
-                    o,
-                    config.smtp.username.as_deref().unwrap_or_default(),
-                )
-            }));
+            .chain(
+                config
+                    .smtp
+                    .oauth2
+                    .as_ref()
+                    .map(|o| (None, o, config.smtp.username.as_deref().unwrap_or_default())),
+            );
         let mut keys: Vec<String> = Vec::new();
         let mut parts: Vec<(OAuth2Config, String, Vec<String>)> = Vec::new();
         for (mailbox, settings, username) in users {
@@ -717,7 +718,10 @@ mod tests {
         let c = cipher(&[("new", "secret-new-0123456789abcdef0123456789")]);
         let sealed = c.seal("1//refresh-token", "grant-a");
         assert!(!sealed.contains("refresh-token"), "{sealed}");
-        assert_eq!(c.open(&sealed, "grant-a").as_deref(), Some("1//refresh-token"));
+        assert_eq!(
+            c.open(&sealed, "grant-a").as_deref(),
+            Some("1//refresh-token")
+        );
         assert_eq!(c.open(&sealed, "grant-b"), None, "bound to its row");
         // After a rotation that keeps the old key listed, it still opens.
         let rotated = cipher(&[

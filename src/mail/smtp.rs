@@ -180,7 +180,9 @@ impl SmtpConnector {
                 }
             }
             (Some(_), None) => {
-                return Err(self.connect_error("[smtp] signs in with OAuth2 and has no token manager"))
+                return Err(
+                    self.connect_error("[smtp] signs in with OAuth2 and has no token manager")
+                )
             }
             (None, _) => {
                 if let (Some(user), Some(password)) = (&c.username, &c.password) {
