@@ -218,9 +218,12 @@ async fn imap_ingest_and_smtp_sending_sign_in_with_one_shared_xoauth2_grant() {
     assert!(checked.len() >= 2, "{checked:?}");
     assert!(checked.iter().all(|(_, active)| *active), "{checked:?}");
     let log = std::fs::read_to_string(mail.dir.path().join("log/dovecot.log")).unwrap();
-    assert!(log.contains("method=XOAUTH2"), "IMAP signed in with XOAUTH2");
-    let mail_log = std::fs::read_to_string(mail.dir.path().join("log/postfix.log"))
-        .unwrap_or_default();
+    assert!(
+        log.contains("method=XOAUTH2"),
+        "IMAP signed in with XOAUTH2"
+    );
+    let mail_log =
+        std::fs::read_to_string(mail.dir.path().join("log/postfix.log")).unwrap_or_default();
     assert!(
         mail_log.contains("sasl_method=XOAUTH2"),
         "Postfix took the mail over XOAUTH2: {mail_log}"
@@ -313,7 +316,10 @@ async fn a_rotated_refresh_token_is_saved_encrypted_and_used_after_a_restart() {
             .unwrap()
     };
     assert_eq!(stored.len(), 1);
-    assert!(stored[0].0.starts_with("v1.test."), "sealed with link key `test`");
+    assert!(
+        stored[0].0.starts_with("v1.test."),
+        "sealed with link key `test`"
+    );
     assert!(!stored[0].0.contains("rt-"), "no token in clear");
     app.db.close().await;
     drop(app);
@@ -328,7 +334,11 @@ async fn a_rotated_refresh_token_is_saved_encrypted_and_used_after_a_restart() {
     assert!(refreshes[1].1, "the stored token was accepted");
     assert!(!app.oauth.all()[0].is_revoked());
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM outbox WHERE kind = 'oauth-revoked'").await,
+        count(
+            &app,
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'oauth-revoked'"
+        )
+        .await,
         0
     );
     app.db.close().await;
@@ -411,12 +421,18 @@ async fn a_revoked_grant_fails_readiness_tells_operators_once_and_recovers_with_
     );
 
     // The watcher keeps trying (with backoff); the operators hear once.
-    wait_for("three refused refreshes", Duration::from_secs(60), || async {
-        (fake.refreshes().iter().filter(|(_, ok)| !ok).count() >= 3).then_some(())
-    })
+    wait_for(
+        "three refused refreshes",
+        Duration::from_secs(60),
+        || async { (fake.refreshes().iter().filter(|(_, ok)| !ok).count() >= 3).then_some(()) },
+    )
     .await;
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM outbox WHERE kind = 'oauth-revoked'").await,
+        count(
+            &app,
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'oauth-revoked'"
+        )
+        .await,
         1,
         "one operator mail per revocation, not per retry"
     );
@@ -457,7 +473,11 @@ async fn a_revoked_grant_fails_readiness_tells_operators_once_and_recovers_with_
     assert!(subject.contains("OAuth2 grant was revoked"), "{subject}");
     assert!(subject.contains("support"), "{subject}");
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM outbox WHERE kind = 'oauth-revoked'").await,
+        count(
+            &app,
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'oauth-revoked'"
+        )
+        .await,
         1
     );
 }

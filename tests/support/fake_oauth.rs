@@ -137,7 +137,10 @@ fn random() -> String {
     hex::encode(b)
 }
 
-async fn token(State(fake): State<FakeOAuth>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(fake): State<FakeOAuth>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let now = fake.clock.now_millis();
     let mut s = fake.state.lock().unwrap();
     let presented = form.get("refresh_token").cloned().unwrap_or_default();
@@ -265,7 +268,11 @@ impl OAuthMailSystem {
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(
-            system.dir.path().join("spool/postfix/pid/master.pid").exists(),
+            system
+                .dir
+                .path()
+                .join("spool/postfix/pid/master.pid")
+                .exists(),
             "Postfix did not start (it needs root, like tests/run.sh)"
         );
         system
