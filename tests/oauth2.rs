@@ -481,3 +481,70 @@ async fn a_revoked_grant_fails_readiness_tells_operators_once_and_recovers_with_
         1
     );
 }
+
+/// The commented OAuth2 examples of deploy/postdesk.example.toml, switched
+/// on, are a valid configuration (the rest of the file is tested in cli.rs).
+#[test]
+fn the_example_configs_oauth2_blocks_are_valid() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/postdesk.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut on = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("# >>> oauth2") {
+            inside = true;
+        } else if line.starts_with("# <<< oauth2") {
+            inside = false;
+        } else if inside {
+            on.push_str(line.strip_prefix("# ").unwrap_or(line));
+            on.push('\n');
+        } else {
+            on.push_str(line);
+            on.push('\n');
+        }
+    }
+    assert!(on.contains("\n[mailbox.oauth2]\n") && on.contains("\n[smtp.oauth2]\n"));
+    for secret in [
+        "imap-support",
+        "imap-urgent",
+        "link-key-2026-11",
+        "m365-client-secret",
+        "m365-refresh-token",
+    ] {
+        let file = dir.path().join(secret);
+        std::fs::write(&file, "an-example-secret-that-is-long-enough-0123456789\n").unwrap();
+        on = on.replace(
+            &format!("/run/secrets/{secret}"),
+            &file.display().to_string(),
+        );
+    }
+    // SMTP signs in with the grant instead of its password.
+    let on = on.replace(
+        "username = \"support@example.com\"\npassword_file = \"/run/secrets/smtp\"\n",
+        "username = \"helpdesk@contoso.com\"\n",
+    );
+    let config = Config::from_toml_with_env(&on, "postdesk.example.toml", &BTreeMap::new())
+        .expect("the example's OAuth2 blocks parse");
+    let m365 = &config.mailboxes[2];
+    assert_eq!(m365.imap_host, "outlook.office365.com");
+    let grant = m365.oauth2.as_ref().unwrap();
+    assert_eq!(
+        grant.token_url,
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    let smtp = config
+        .smtp
+        .oauth2
+        .as_ref()
+        .expect("smtp signs in with OAuth2");
+    assert_eq!(smtp.client_id, grant.client_id);
+    assert_eq!(smtp.token_url, grant.token_url);
+    assert_eq!(
+        config.smtp.username.as_deref(),
+        Some(m365.username.as_str())
+    );
+    // The example's [smtp] names its host; the preset fills only what is missing.
+    assert_eq!(config.smtp.host, "smtp.example.com");
+}
