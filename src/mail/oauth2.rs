@@ -371,6 +371,7 @@ impl TokenManager {
                             in_reply_to: None,
                             extra_references: &[],
                             attachments: &[],
+                            thread_known: None,
                         },
                         now,
                     )
