@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::outbox_sender::OutboxSender;
 use crate::mail::ingest::Ingestor;
+use crate::mail::oauth2::{Notices, OAuthGrants};
 use crate::mail::smtp::SmtpConnector;
 use crate::mail::templates::Templates;
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// This process as a holder of mailbox leases (replicas on PostgreSQL).
     pub replica: Arc<str>,
+    /// The OAuth2 grants of the mailboxes and `[smtp]` (empty without any).
+    pub oauth: Arc<OAuthGrants>,
 }
 
 impl App {
@@ -61,10 +64,27 @@ impl App {
             outbox_ready: ready.clone(),
             metrics: metrics.clone(),
         };
+        let oauth = OAuthGrants::build(
+            &config,
+            &db,
+            &clock,
+            &metrics,
+            Notices {
+                mailer: ingestor.mailer.clone(),
+                operators: config.staff.iter().map(|s| s.email.clone()).collect(),
+                outbox_ready: ready.clone(),
+            },
+        )
+        .context("setting up the OAuth2 grants")?;
+        oauth
+            .load()
+            .await
+            .context("reading the stored OAuth2 grants")?;
+        let oauth = Arc::new(oauth);
         let sender = OutboxSender {
             db: db.clone(),
             clock: clock.clone(),
-            connector: SmtpConnector::new(config.smtp.clone()),
+            connector: SmtpConnector::new(config.smtp.clone()).with_oauth(oauth.for_smtp()),
             ready,
             journal_dir: crate::jobs::send_journal::journal_dir(&config.storage.dir),
             metrics: metrics.clone(),
@@ -84,6 +104,7 @@ impl App {
             payments,
             metrics,
             replica: crate::mail::mailbox_lease::replica_id().into(),
+            oauth,
         })
     }
 
@@ -106,9 +127,11 @@ impl App {
             });
         }
         for mailbox in self.config.mailboxes.iter().cloned() {
+            let tokens = self.oauth.for_mailbox(&mailbox.name);
             tasks.spawn(crate::mail::mailbox_lease::watch(
                 self.ingestor.clone(),
                 mailbox,
+                tokens,
                 self.replica.clone(),
                 self.config.database.mailbox_lease,
                 cancel.clone(),

@@ -2,7 +2,8 @@
 //! ingested by outcome and how long applying them took, mail sent and send
 //! failures, job runs by kind and status, each mailbox's connection state,
 //! and — read from the database at scrape time — the outbox's depth and
-//! the age of its oldest waiting mail. Counters only count here; nothing
+//! the age of its oldest waiting mail; per OAuth2 grant whether it works
+//! and how its token refreshes went. Counters only count here; nothing
 //! reads them to decide anything. No label carries an address.
 
 use std::sync::Arc;
@@ -23,6 +24,17 @@ pub struct OutcomeLabel {
 pub struct JobLabel {
     pub kind: String,
     pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CredentialLabel {
+    pub credential: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabel {
+    pub credential: String,
+    pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,6 +59,10 @@ pub struct Metrics {
     pub mailbox_connected: Family<MailboxLabel, Gauge>,
     /// 1 while this replica holds the mailbox's lease (watches it).
     pub mailbox_lease_held: Family<MailboxLabel, Gauge>,
+    /// Per OAuth2 grant: 1 while it works, 0 once the endpoint refused it.
+    pub oauth_grant_valid: Family<CredentialLabel, Gauge>,
+    /// OAuth2 token refreshes by grant and outcome (ok, invalid_grant, error).
+    pub oauth_refreshes: Family<RefreshLabel, Counter>,
     outbox_depth: Gauge,
     outbox_oldest_seconds: Gauge,
 }
@@ -103,6 +119,18 @@ impl Metrics {
             "1 while this replica holds the mailbox's lease and watches it",
             mailbox_lease_held.clone(),
         );
+        let oauth_grant_valid = Family::<CredentialLabel, Gauge>::default();
+        registry.register(
+            "oauth_grant_valid",
+            "Per OAuth2 grant (named after its first mailbox, or smtp): 1 while the token endpoint accepts its refresh token, 0 once it answered invalid_grant",
+            oauth_grant_valid.clone(),
+        );
+        let oauth_refreshes = Family::<RefreshLabel, Counter>::default();
+        registry.register(
+            "oauth_token_refreshes",
+            "OAuth2 access token refreshes, by grant and outcome (ok, invalid_grant, error)",
+            oauth_refreshes.clone(),
+        );
         let outbox_depth = Gauge::default();
         registry.register(
             "outbox_depth",
@@ -125,6 +153,8 @@ impl Metrics {
             job_runs,
             mailbox_connected,
             mailbox_lease_held,
+            oauth_grant_valid,
+            oauth_refreshes,
             outbox_depth,
             outbox_oldest_seconds,
         })
@@ -142,6 +172,23 @@ impl Metrics {
         self.mailbox_lease_held
             .get_or_create(&MailboxLabel {
                 mailbox: name.to_string(),
+            })
+            .clone()
+    }
+
+    pub fn oauth_grant_valid(&self, credential: &str) -> Gauge {
+        self.oauth_grant_valid
+            .get_or_create(&CredentialLabel {
+                credential: credential.to_string(),
+            })
+            .clone()
+    }
+
+    pub fn oauth_refreshes(&self, credential: &str, outcome: &str) -> Counter {
+        self.oauth_refreshes
+            .get_or_create(&RefreshLabel {
+                credential: credential.to_string(),
+                outcome: outcome.to_string(),
             })
             .clone()
     }

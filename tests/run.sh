@@ -12,6 +12,9 @@
 #    always run, the exit status is non-zero if anything failed;
 # 6. with --lint (CI) and no test filter: each fuzz target for
 #    $POSTDESK_FUZZ_SECONDS (default 20) seconds (tests/harness/fuzz.sh).
+# The OAuth2 tests (tests/oauth2.rs) start their own mail system per test
+# (start-mail.sh with OAUTH2_INTROSPECTION_URL pointing at their fake OAuth2
+# server, on free ports) and stop it themselves: nothing to start here.
 # Extra arguments go to both nextest runs, e.g. `bash tests/run.sh imap::`.
 # Environment seen by the tests: the MAILTEST_* variables of the mail env.sh
 # (also reachable through POSTDESK_TEST_MAIL_ENV=<path of that env.sh>),

@@ -22,7 +22,9 @@ use serde::Deserialize;
 use crate::domain::{BusinessHours, EmailAddress, Priority};
 use crate::payments::PaymentMethodKind;
 
+pub mod oauth2;
 pub mod schedules;
+pub use oauth2::{OAuth2Config, OAuth2Provider};
 pub use schedules::{CompanyConfig, CronSchedule, JobSchedule, SchedulesConfig};
 
 /// The environment prefix of overrides.
@@ -183,7 +185,10 @@ pub struct MailboxConfig {
     pub imap_port: u16,
     pub imap_tls: TlsMode,
     pub username: String,
+    /// Empty when the mailbox signs in with OAuth2.
     pub password: String,
+    /// `auth = "oauth2"`: XOAUTH2 with this grant instead of the password.
+    pub oauth2: Option<OAuth2Config>,
     pub folder: String,
     pub processed_folder: Option<String>,
     pub default_priority: Priority,
@@ -208,6 +213,8 @@ pub struct SmtpConfig {
     pub ca_file: Option<PathBuf>,
     /// Parallel SMTP sessions of the outbox sender.
     pub connections: usize,
+    /// `auth = "oauth2"`: XOAUTH2 as `username` with this grant.
+    pub oauth2: Option<OAuth2Config>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,12 +463,16 @@ struct RawStorage {
 struct RawMailbox {
     name: String,
     address: String,
-    imap_host: String,
+    /// Optional with an OAuth2 provider preset.
+    imap_host: Option<String>,
     imap_port: Option<u16>,
     #[serde(default = "default_tls")]
     imap_tls: String,
     username: String,
-    password: String,
+    /// `password` (default) or `oauth2`.
+    auth: Option<String>,
+    password: Option<String>,
+    oauth2: Option<oauth2::RawOAuth2>,
     #[serde(default = "default_folder")]
     folder: String,
     processed_folder: Option<String>,
@@ -493,12 +504,16 @@ fn default_idle_minutes() -> u64 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSmtp {
-    host: String,
+    /// Optional with an OAuth2 provider preset.
+    host: Option<String>,
     port: Option<u16>,
     #[serde(default = "default_smtp_tls")]
     tls: String,
     username: Option<String>,
+    /// `password` (default: username + password, or no AUTH) or `oauth2`.
+    auth: Option<String>,
     password: Option<String>,
+    oauth2: Option<oauth2::RawOAuth2>,
     from: String,
     ca_file: Option<PathBuf>,
     #[serde(default = "default_smtp_connections")]
@@ -860,6 +875,7 @@ fn resolve_secret_files(
                             | "secret_key_file"
                             | "webhook_secrets_file"
                             | "private_key_file"
+                            | "client_secret_file"
                     )
                 })
                 .cloned()
@@ -943,10 +959,52 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         let imap_tls = parse_tls(&m.imap_tls).map_err(|e| err(&key("imap_tls"), e))?;
         let default_priority =
             Priority::parse(&m.default_priority).map_err(|e| err(&key("default_priority"), e))?;
-        let imap_port = m.imap_port.unwrap_or(match imap_tls {
-            TlsMode::Tls => 993,
-            _ => 143,
-        });
+        let oauth2 = match parse_auth(m.auth.as_deref(), m.oauth2.is_some())
+            .map_err(|e| err(&key("auth"), e))?
+        {
+            Auth::Password => {
+                if m.oauth2.is_some() {
+                    return Err(err(
+                        &key("oauth2"),
+                        "set auth = \"oauth2\" to use it, or remove it".into(),
+                    ));
+                }
+                if m.password.is_none() {
+                    return Err(err(
+                        &key("password"),
+                        "missing (or set auth = \"oauth2\" with a [mailbox.oauth2] section)".into(),
+                    ));
+                }
+                None
+            }
+            Auth::OAuth2 => {
+                let Some(raw) = m.oauth2 else {
+                    return Err(err(
+                        &key("oauth2"),
+                        "missing: auth = \"oauth2\" needs a [mailbox.oauth2] section".into(),
+                    ));
+                };
+                Some(oauth2::validate(raw, &key("oauth2"), &err)?)
+            }
+        };
+        let preset = oauth2.as_ref().and_then(|o| o.provider.imap_server());
+        let imap_host = match (m.imap_host, preset) {
+            (Some(host), _) => host,
+            (None, Some((host, _))) => host.to_string(),
+            (None, None) => {
+                return Err(err(
+                    &key("imap_host"),
+                    "missing (only oauth2 providers microsoft and google fill it in)".into(),
+                ))
+            }
+        };
+        let imap_port = m
+            .imap_port
+            .or(preset.map(|(_, port)| port))
+            .unwrap_or(match imap_tls {
+                TlsMode::Tls => 993,
+                _ => 143,
+            });
         if m.idle_timeout_minutes == 0 || m.idle_timeout_minutes > 29 {
             return Err(err(
                 &key("idle_timeout_minutes"),
@@ -962,11 +1020,16 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         mailboxes.push(MailboxConfig {
             name: m.name,
             address,
-            imap_host: m.imap_host,
+            imap_host,
             imap_port,
             imap_tls,
             username: m.username,
-            password: m.password,
+            password: if oauth2.is_some() {
+                String::new()
+            } else {
+                m.password.unwrap_or_default()
+            },
+            oauth2,
             folder: m.folder,
             processed_folder: m.processed_folder.filter(|f| !f.trim().is_empty()),
             default_priority,
@@ -983,28 +1046,78 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         .from
         .parse()
         .map_err(|e| err("smtp.from", format!("not a mail address: {e}")))?;
-    if raw.smtp.username.is_some() != raw.smtp.password.is_some() {
-        return Err(err(
-            "smtp.password",
-            "username and password go together: set both or neither".into(),
-        ));
-    }
+    let smtp_oauth2 = match parse_auth(raw.smtp.auth.as_deref(), raw.smtp.oauth2.is_some())
+        .map_err(|e| err("smtp.auth", e))?
+    {
+        Auth::Password => {
+            if raw.smtp.oauth2.is_some() {
+                return Err(err(
+                    "smtp.oauth2",
+                    "set auth = \"oauth2\" to use it, or remove it".into(),
+                ));
+            }
+            if raw.smtp.username.is_some() != raw.smtp.password.is_some() {
+                return Err(err(
+                    "smtp.password",
+                    "username and password go together: set both or neither".into(),
+                ));
+            }
+            None
+        }
+        Auth::OAuth2 => {
+            let Some(o) = raw.smtp.oauth2 else {
+                return Err(err(
+                    "smtp.oauth2",
+                    "missing: auth = \"oauth2\" needs an [smtp.oauth2] section".into(),
+                ));
+            };
+            if raw.smtp.username.is_none() {
+                return Err(err(
+                    "smtp.username",
+                    "missing: XOAUTH2 signs in as this account".into(),
+                ));
+            }
+            if raw.smtp.password.is_some() {
+                return Err(err(
+                    "smtp.password",
+                    "not used with auth = \"oauth2\": remove it".into(),
+                ));
+            }
+            Some(oauth2::validate(o, "smtp.oauth2", &err)?)
+        }
+    };
+    let smtp_preset = smtp_oauth2.as_ref().and_then(|o| o.provider.smtp_server());
+    let smtp_host = match (raw.smtp.host, smtp_preset) {
+        (Some(host), _) => host,
+        (None, Some((host, _))) => host.to_string(),
+        (None, None) => {
+            return Err(err(
+                "smtp.host",
+                "missing (only oauth2 providers microsoft and google fill it in)".into(),
+            ))
+        }
+    };
     if raw.smtp.connections == 0 || raw.smtp.connections > 32 {
         return Err(err("smtp.connections", "must be between 1 and 32".into()));
     }
     let smtp = SmtpConfig {
-        port: raw.smtp.port.unwrap_or(match smtp_tls {
-            TlsMode::Tls => 465,
-            TlsMode::StartTls => 587,
-            TlsMode::None => 25,
-        }),
-        host: raw.smtp.host,
+        port: raw
+            .smtp
+            .port
+            .or(smtp_preset.map(|(_, port)| port))
+            .unwrap_or(match smtp_tls {
+                TlsMode::Tls => 465,
+                TlsMode::StartTls => 587,
+                TlsMode::None => 25,
+            }),
+        host: smtp_host,
         tls: smtp_tls,
         username: raw.smtp.username,
         password: raw.smtp.password,
         from,
         ca_file: raw.smtp.ca_file,
         connections: raw.smtp.connections,
+        oauth2: smtp_oauth2,
     };
 
     let unknown_senders = match raw.tickets.unknown_senders.as_str() {
@@ -1364,6 +1477,22 @@ fn validate_stripe(
         webhook_secrets,
         payment_method_types,
     })
+}
+
+/// How a mail account signs in.
+enum Auth {
+    Password,
+    OAuth2,
+}
+
+/// `auth`, defaulting to `oauth2` when an `oauth2` section is present.
+fn parse_auth(auth: Option<&str>, has_oauth2_section: bool) -> Result<Auth, String> {
+    match auth.map(str::trim) {
+        None if has_oauth2_section => Ok(Auth::OAuth2),
+        None | Some("password") => Ok(Auth::Password),
+        Some("oauth2") => Ok(Auth::OAuth2),
+        Some(other) => Err(format!("`{other}` is not one of password, oauth2")),
+    }
 }
 
 fn parse_tls(s: &str) -> Result<TlsMode, String> {

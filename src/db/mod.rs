@@ -15,6 +15,7 @@ pub mod job_runs;
 pub mod link_opens;
 pub mod link_requests;
 pub mod mailbox_leases;
+pub mod oauth_tokens;
 pub mod outbox;
 pub mod payment_methods;
 pub mod payments;

@@ -3,10 +3,13 @@
 //! still counts), fetches with `BODY.PEEK[]`, hands each to ingest, and only
 //! after the database commit flags it \Seen and moves it to the processed
 //! folder. It waits with IDLE where the server has it, else polls, and
-//! reconnects with backoff after any failure.
+//! reconnects with backoff after any failure. A mailbox with `auth =
+//! "oauth2"` signs in with XOAUTH2 and an access token of its grant's
+//! [`TokenManager`]; a revoked grant is retried with the same backoff.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_imap::Session;
@@ -16,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::ingest::{Delivery, IngestError, Ingestor, Kept, Parsed, Source};
+use super::oauth2::{self, OAuthError, TokenManager};
 use super::parse;
 use crate::config::{MailboxConfig, TlsMode};
 use crate::db::inbound::{self, MailboxUid};
@@ -45,16 +49,41 @@ pub enum ImapError {
     Db(#[from] crate::db::DbError),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
-/// Watches `mailbox` until `cancel`.
+/// The XOAUTH2 exchange: the initial response, then an empty line to any
+/// error challenge (the server then answers NO).
+struct XOAuth2 {
+    response: Option<String>,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.response.take().unwrap_or_default()
+    }
+}
+
+/// Watches `mailbox` (signing in with its password) until `cancel`.
 pub async fn watch(ingestor: Ingestor, mailbox: MailboxConfig, cancel: CancellationToken) {
+    watch_with(ingestor, mailbox, None, cancel).await
+}
+
+/// Watches `mailbox` until `cancel`; `tokens` signs in an OAuth2 mailbox.
+pub async fn watch_with(
+    ingestor: Ingestor,
+    mailbox: MailboxConfig,
+    tokens: Option<Arc<TokenManager>>,
+    cancel: CancellationToken,
+) {
     let mut backoff = Duration::from_secs(1);
     let connected = ingestor.metrics.mailbox(&mailbox.name);
     connected.set(0);
     while !cancel.is_cancelled() {
         let started = Instant::now();
-        let result = run_session(&ingestor, &mailbox, &cancel).await;
+        let result = run_session(&ingestor, &mailbox, tokens.as_deref(), &cancel).await;
         connected.set(0);
         match result {
             Ok(()) => break,
@@ -74,7 +103,17 @@ pub async fn watch(ingestor: Ingestor, mailbox: MailboxConfig, cancel: Cancellat
     tracing::info!(mailbox = %mailbox.name, "IMAP watcher stopped");
 }
 
+/// Opens a session and signs in with the mailbox's password.
 pub async fn connect(mailbox: &MailboxConfig) -> Result<ImapSession, ImapError> {
+    connect_with(mailbox, None).await
+}
+
+/// Opens a session and signs in: with an access token of `tokens` when the
+/// mailbox uses OAuth2, else with its password.
+pub async fn connect_with(
+    mailbox: &MailboxConfig,
+    tokens: Option<&TokenManager>,
+) -> Result<ImapSession, ImapError> {
     let tcp = tokio::time::timeout(
         Duration::from_secs(30),
         TcpStream::connect((mailbox.imap_host.as_str(), mailbox.imap_port)),
@@ -111,10 +150,29 @@ pub async fn connect(mailbox: &MailboxConfig) -> Result<ImapSession, ImapError> 
     if mailbox.imap_tls != TlsMode::StartTls {
         read_greeting(&mut client).await?;
     }
-    client
-        .login(&mailbox.username, &mailbox.password)
-        .await
-        .map_err(|(e, _)| ImapError::Protocol(e))
+    match (&mailbox.oauth2, tokens) {
+        (None, _) => client
+            .login(&mailbox.username, &mailbox.password)
+            .await
+            .map_err(|(e, _)| ImapError::Protocol(e)),
+        (Some(_), None) => Err(ImapError::Connect(
+            "the mailbox signs in with OAuth2 and has no token manager".into(),
+        )),
+        (Some(_), Some(tokens)) => {
+            let token = tokens.access_token().await?;
+            let auth = XOAuth2 {
+                response: Some(oauth2::xoauth2_response(&mailbox.username, &token)),
+            };
+            match client.authenticate("XOAUTH2", auth).await {
+                Ok(session) => Ok(session),
+                Err((e, _)) => {
+                    // Refused although unexpired: the next try gets a new one.
+                    tokens.forget(&token).await;
+                    Err(ImapError::Protocol(e))
+                }
+            }
+        }
+    }
 }
 
 async fn read_greeting<T: ImapStream>(client: &mut async_imap::Client<T>) -> Result<(), ImapError> {
@@ -129,9 +187,10 @@ async fn read_greeting<T: ImapStream>(client: &mut async_imap::Client<T>) -> Res
 async fn run_session(
     ingestor: &Ingestor,
     mailbox: &MailboxConfig,
+    tokens: Option<&TokenManager>,
     cancel: &CancellationToken,
 ) -> Result<(), ImapError> {
-    let mut session = connect(mailbox).await?;
+    let mut session = connect_with(mailbox, tokens).await?;
     let caps = session.capabilities().await?;
     let has_idle = caps.has_str("IDLE");
     let has_move = caps.has_str("MOVE");

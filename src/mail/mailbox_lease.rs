@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::imap;
 use super::ingest::Ingestor;
+use super::oauth2::TokenManager;
 use crate::config::MailboxConfig;
 use crate::db::mailbox_leases;
 
@@ -45,6 +46,7 @@ fn hostname() -> Option<String> {
 pub async fn watch(
     ingestor: Ingestor,
     mailbox: MailboxConfig,
+    tokens: Option<Arc<TokenManager>>,
     replica: Arc<str>,
     lease: Duration,
     cancel: CancellationToken,
@@ -61,9 +63,10 @@ pub async fn watch(
                 held.set(1);
                 tracing::info!(mailbox = %name, "mailbox lease taken: watching it");
                 let watching = cancel.child_token();
-                let watcher = tokio::spawn(imap::watch(
+                let watcher = tokio::spawn(imap::watch_with(
                     ingestor.clone(),
                     mailbox.clone(),
+                    tokens.clone(),
                     watching.clone(),
                 ));
                 keep_renewed(&ingestor, &name, &replica, lease, expires_at, &cancel).await;

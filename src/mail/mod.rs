@@ -11,6 +11,7 @@ pub mod imap;
 pub mod ingest;
 pub mod mailbox_lease;
 pub mod message_id;
+pub mod oauth2;
 pub mod outgoing;
 pub mod parse;
 pub mod reply_trim;

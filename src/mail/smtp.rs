@@ -3,8 +3,13 @@
 //! We open the TCP stream ourselves to set `TCP_NODELAY`: lettre 0.11 does not,
 //! and Nagle's algorithm with delayed ACKs stalls every message ~40 ms, which
 //! caps a session at ~23 mails/s.
+//!
+//! With `[smtp] auth = "oauth2"` a session signs in with XOAUTH2 and an
+//! access token of the grant's [`TokenManager`]; a refused or revoked token
+//! fails the session like any connection error, and the outbox retries later.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +25,7 @@ use lettre::Address;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::oauth2::{OAuthError, TokenManager};
 use crate::config::{SmtpConfig, TlsMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +40,9 @@ pub enum SmtpError {
     Protocol(#[from] lettre::transport::smtp::Error),
     #[error("SMTP: {0}")]
     Address(String),
+    /// No access token for XOAUTH2 (endpoint down, or the grant revoked).
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
 impl SmtpError {
@@ -85,12 +94,24 @@ impl AsyncTokioStream for TlsTcp {
 pub struct SmtpConnector {
     config: SmtpConfig,
     hello: ClientId,
+    /// Signs in with XOAUTH2 when `[smtp] auth = "oauth2"`.
+    tokens: Option<Arc<TokenManager>>,
 }
 
 impl SmtpConnector {
     pub fn new(config: SmtpConfig) -> Self {
         let hello = ClientId::Domain(config.from.email.domain().to_string());
-        Self { config, hello }
+        Self {
+            config,
+            hello,
+            tokens: None,
+        }
+    }
+
+    /// Signs in with access tokens of `tokens` (the grant of `[smtp.oauth2]`).
+    pub fn with_oauth(mut self, tokens: Option<Arc<TokenManager>>) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     fn connect_error(&self, message: impl ToString) -> SmtpError {
@@ -141,12 +162,37 @@ impl SmtpConnector {
                 AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?
             }
         };
-        if let (Some(user), Some(password)) = (&c.username, &c.password) {
-            conn.auth(
-                &[Mechanism::Plain, Mechanism::Login],
-                &Credentials::new(user.clone(), password.clone()),
-            )
-            .await?;
+        match (&c.oauth2, &self.tokens) {
+            (Some(_), Some(tokens)) => {
+                let user = c.username.clone().unwrap_or_default();
+                let token = tokens.access_token().await?;
+                let signed_in = conn
+                    .auth(
+                        &[Mechanism::Xoauth2],
+                        &Credentials::new(user, token.secret().to_string()),
+                    )
+                    .await;
+                if let Err(e) = signed_in {
+                    // Refused although unexpired: the next try gets a new one.
+                    tokens.forget(&token).await;
+                    conn.abort().await;
+                    return Err(e.into());
+                }
+            }
+            (Some(_), None) => {
+                return Err(
+                    self.connect_error("[smtp] signs in with OAuth2 and has no token manager")
+                )
+            }
+            (None, _) => {
+                if let (Some(user), Some(password)) = (&c.username, &c.password) {
+                    conn.auth(
+                        &[Mechanism::Plain, Mechanism::Login],
+                        &Credentials::new(user.clone(), password.clone()),
+                    )
+                    .await?;
+                }
+            }
         }
         Ok(conn)
     }

@@ -1,8 +1,9 @@
 //! What operators and their tools ask of a running daemon: `/healthz` (the
 //! process answers), `/readyz` (the database answers and every mailbox's
-//! IMAP session is up, or the mailbox is watched by another replica; 503
-//! naming what is not) and `/metrics` (Prometheus
-//! text format, behind the admin token).
+//! IMAP session is up, or the mailbox is watched by another replica, and
+//! no OAuth2 grant was revoked; 503 naming what is not: a mailbox whose
+//! grant was revoked reads `oauth2-grant-revoked`, and `oauth2` lists every
+//! grant) and `/metrics` (Prometheus text format, behind the admin token).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -29,8 +30,14 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     let mut ready = database == "ok";
     let mut mailboxes = serde_json::Map::new();
     for m in &app.config.mailboxes {
+        let revoked = app
+            .oauth
+            .for_mailbox(&m.name)
+            .is_some_and(|t| t.is_revoked());
         let state = if app.metrics.mailbox(&m.name).get() == 1 {
             "connected"
+        } else if revoked {
+            "oauth2-grant-revoked"
         } else if app.metrics.mailbox_lease(&m.name).get() == 0
             && leased_elsewhere(app, &m.name).await
         {
@@ -39,8 +46,21 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
         } else {
             "disconnected"
         };
-        ready &= state != "disconnected";
+        ready &= state == "connected" || state == "standby";
         mailboxes.insert(m.name.clone(), json!(state));
+    }
+    // Every grant, the SMTP sender's too: a revoked one needs an operator.
+    let mut oauth2 = serde_json::Map::new();
+    for grant in app.oauth.all() {
+        let revoked = grant.is_revoked();
+        ready &= !revoked;
+        oauth2.insert(
+            grant.name().to_string(),
+            json!({
+                "state": if revoked { "revoked" } else { "valid" },
+                "used_by": grant.used_by(),
+            }),
+        );
     }
     let status = if ready {
         StatusCode::OK
@@ -49,7 +69,12 @@ pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     };
     (
         status,
-        Json(json!({ "ready": ready, "database": database, "mailboxes": mailboxes })),
+        Json(json!({
+            "ready": ready,
+            "database": database,
+            "mailboxes": mailboxes,
+            "oauth2": oauth2,
+        })),
     )
         .into_response()
 }

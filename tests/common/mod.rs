@@ -227,6 +227,7 @@ pub async fn send_mail(mail: &MailServers, from: &str, to: &[&str], raw: &[u8]) 
         from: "sender@example.test".parse().unwrap(),
         ca_file: None,
         connections: 1,
+        oauth2: None,
     };
     let connector = postdesk::mail::smtp::SmtpConnector::new(smtp);
     let mut conn = connector.connect().await.expect("SMTP connect");
@@ -247,6 +248,7 @@ pub async fn read_folder(mail: &MailServers, user: &str, folder: &str) -> Vec<Ve
         imap_tls: postdesk::config::TlsMode::None,
         username: user.into(),
         password: mail.password.clone(),
+        oauth2: None,
         folder: folder.into(),
         processed_folder: None,
         default_priority: postdesk::domain::Priority::Medium,

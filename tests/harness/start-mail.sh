@@ -21,6 +21,10 @@
 # support+token@example.test is delivered to support@example.test.
 # Sieve: DIR/mail/<domain>/<localpart>/.dovecot.sieve is the user's active
 # script (vacation replies are sent through the private Postfix).
+# OAuth2: with OAUTH2_INTROSPECTION_URL=http://127.0.0.1:PORT/path set, IMAP
+# and the SMTP submission ports also take XOAUTH2/OAUTHBEARER, and Dovecot
+# asks that URL whether a token is valid (tests/support/fake_oauth.rs starts
+# such an endpoint, then its own mail system with this script).
 # Writes DIR/env.sh for tests to source.  Stop with stop-mail.sh DIR [--purge].
 set -euo pipefail
 
@@ -107,6 +111,32 @@ render() {
       -e "s|@INTERNAL_USER@|$INTERNAL_USER|g" -e "s|@LOGIN_USER@|$LOGIN_USER|g" "$1" > "$2"
 }
 render "$TPL/dovecot.conf.in" "$DIR/dovecot.conf"
+# OAuth2 (optional): XOAUTH2/OAUTHBEARER checked by an oauth2 passdb that
+# POSTs every token to $OAUTH2_INTROSPECTION_URL (RFC 7662 introspection;
+# the answer's "active" must be true and its "username" the login name).
+# Postfix's SMTP AUTH asks the same Dovecot auth, so the submission ports
+# offer XOAUTH2 too.  Without the variable, nothing OAuth is configured.
+if [ -n "${OAUTH2_INTROSPECTION_URL:-}" ]; then
+  cat > "$DIR/dovecot-oauth2.conf" <<EOF_OAUTH
+auth_mechanisms = plain login xoauth2 oauthbearer
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $DIR/dovecot-oauth2.conf.ext
+}
+EOF_OAUTH
+  cat > "$DIR/dovecot-oauth2.conf.ext" <<EOF_OAUTH
+introspection_mode = post
+introspection_url = $OAUTH2_INTROSPECTION_URL
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+EOF_OAUTH
+  chmod 644 "$DIR/dovecot-oauth2.conf" "$DIR/dovecot-oauth2.conf.ext"
+else
+  rm -f "$DIR/dovecot-oauth2.conf" "$DIR/dovecot-oauth2.conf.ext"
+fi
 render "$TPL/main.cf.in"      "$DIR/postfix/main.cf"
 render "$TPL/master.cf.in"    "$DIR/postfix/master.cf"
 # PITFALL: postfix(1) sleeps in 300 ms steps until main.cf is ~2 s old
