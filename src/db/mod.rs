@@ -17,6 +17,7 @@ pub mod link_requests;
 pub mod outbox;
 pub mod payment_methods;
 pub mod payments;
+pub mod portal;
 pub mod preferences;
 pub mod recurring;
 pub mod reports;

@@ -58,6 +58,7 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "statement_monthly",
     "service_report",
     "my_links",
+    "address_confirmation",
 ];
 
 /// Parts added to other mails, overridable like the mails: the footer with
