@@ -192,7 +192,7 @@ async fn page(
     let shown: Vec<Value> = messages
         .iter()
         .map(|m| {
-            let outbound = m.direction == "outbound";
+            let outbound = m.direction == "out";
             let author = if outbound {
                 m.from_name.clone().unwrap_or_else(|| company.clone())
             } else {
