@@ -51,7 +51,28 @@ pub(crate) fn safe_mail_html(html: &str, inline_images: HashMap<String, String>)
                 _ => Some(Cow::Borrowed(value)),
             }
         });
-    builder.clean(html).to_string()
+    let cleaned = builder.clean(html).to_string();
+    tidy_images(&cleaned)
+}
+
+/// An image whose source was removed goes (it would only show as broken);
+/// one without a text alternative gets an empty one, so assistive
+/// technology skips it rather than reading its address. Works on ammonia's
+/// output, whose attribute values are quoted and escaped.
+fn tidy_images(html: &str) -> String {
+    static IMG: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"<img\b[^>]*>").expect("valid regex"));
+    IMG.replace_all(html, |c: &regex::Captures| {
+        let tag = &c[0];
+        if !tag.contains(" src=\"") {
+            String::new()
+        } else if tag.contains(" alt=\"") {
+            tag.to_string()
+        } else {
+            format!("<img alt=\"\"{}", &tag[4..])
+        }
+    })
+    .into_owned()
 }
 
 #[cfg(test)]
@@ -111,5 +132,16 @@ mod tests {
         );
         assert!(!out.contains("other@x"), "{out}");
         assert!(out.contains("data:image/png;base64,iVBO"), "{out}");
+        assert_eq!(
+            out.matches("<img").count(),
+            2,
+            "the one without a source is gone: {out}"
+        );
+    }
+
+    #[test]
+    fn images_get_a_text_alternative() {
+        let out = safe_mail_html(r#"<img src="data:image/gif;base64,R0lG">"#, HashMap::new());
+        assert_eq!(out, r#"<img alt="" src="data:image/gif;base64,R0lG">"#);
     }
 }
