@@ -147,7 +147,9 @@ type MessageRow = (
     Option<String>,
     i64,
 );
-type AttachmentRow = (i64, i64, String, String, i64, String, Option<String>, i64);
+/// id, filename, content type, size, sha256, content id, inline, and the
+/// message id (conversation) or ticket id (one attachment).
+type AttachmentRow = (i64, String, String, i64, String, Option<String>, i64, i64);
 
 /// The public messages of ticket `ticket_id`, newest first — never internal
 /// notes or system records — each with its files.
@@ -164,8 +166,8 @@ pub async fn public_conversation(
     .fetch_all(&mut *conn)
     .await?;
     let files: Vec<AttachmentRow> = sqlx::query_as(
-        "SELECT a.id, a.message_id, a.filename, a.content_type, a.size_bytes, a.sha256, \
-         a.content_id, a.is_inline FROM attachments a JOIN messages m ON m.id = a.message_id \
+        "SELECT a.id, a.filename, a.content_type, a.size_bytes, a.sha256, a.content_id, \
+         a.is_inline, a.message_id FROM attachments a JOIN messages m ON m.id = a.message_id \
          WHERE m.ticket_id = $1 AND m.visibility = 'public' ORDER BY a.id",
     )
     .bind(ticket_id)
@@ -176,15 +178,15 @@ pub async fn public_conversation(
         .map(|m| PortalMessage {
             attachments: files
                 .iter()
-                .filter(|f| f.1 == m.0)
+                .filter(|f| f.7 == m.0)
                 .map(|f| PortalAttachment {
                     id: f.0,
-                    filename: f.2.clone(),
-                    content_type: f.3.clone(),
-                    size_bytes: f.4,
-                    sha256: f.5.clone(),
-                    content_id: f.6.clone(),
-                    inline: super::flag(f.7),
+                    filename: f.1.clone(),
+                    content_type: f.2.clone(),
+                    size_bytes: f.3,
+                    sha256: f.4.clone(),
+                    content_id: f.5.clone(),
+                    inline: super::flag(f.6),
                 })
                 .collect(),
             id: m.0,
@@ -205,7 +207,7 @@ pub async fn public_attachment(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<(i64, PortalAttachment)>, DbError> {
-    let row: Option<(i64, String, String, i64, String, Option<String>, i64, i64)> = sqlx::query_as(
+    let row: Option<AttachmentRow> = sqlx::query_as(
         "SELECT a.id, a.filename, a.content_type, a.size_bytes, a.sha256, a.content_id, \
              a.is_inline, m.ticket_id FROM attachments a JOIN messages m ON m.id = a.message_id \
              WHERE a.id = $1 AND m.visibility = 'public'",

@@ -39,7 +39,7 @@ pub fn may_see_ticket(contact: &Contact, ticket: &PortalTicket) -> bool {
         TicketScope::Own { contact_id, email } => {
             ticket.requester_contact_id == Some(contact_id)
                 || ticket.requester_email == email
-                || ticket.participants.iter().any(|p| *p == email)
+                || ticket.participants.contains(&email)
         }
     }
 }
