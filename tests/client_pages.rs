@@ -376,6 +376,13 @@ async fn a_standard_contact_sees_only_their_own_tickets_through_every_url() {
     let got = s.get(&files[0], None).await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(sha256(&got.body), sha256(&photo()));
+    // "All your tickets" opens his list through a fresh tickets link.
+    let back = regex::Regex::new(r#"href="(/l/[^"]+)">All your tickets"#)
+        .unwrap()
+        .captures(&html)
+        .unwrap_or_else(|| panic!("a link back to the list in {html}"))[1]
+        .to_string();
+    assert_eq!(s.open(&back).await.1, "/tickets");
 
     // A colleague's ticket: no link is issued, and no guessed URL opens it.
     assert!(matches!(

@@ -266,7 +266,7 @@ mod registry_tests {
                     "category": null, "assignee": null, "time_worked": null,
                     "opened": "2026-11-20 10:00", "updated": "2026-11-20 10:00",
                     "closed": false, "can_reopen": false, "reopen_days": 7, "notice": null,
-                    "csrf": "c", "max_mb": 25,
+                    "csrf": "c", "max_mb": 25, "tickets_link": "/l/t",
                     "messages": [{"author": "A", "staff": false, "date": "2026-11-20 10:00",
                         "text": "t", "html": null, "whole_text": null, "has_files": true,
                         "files": [{"name": "a.png", "size": "1 KB", "url": "/x"}]}]}),

@@ -250,6 +250,15 @@ async fn page(
             .map(|s| s.name.clone())
             .unwrap_or_else(|| company.clone())
     });
+    // Back to the list: through a fresh tickets link of the contact's.
+    let tickets_link =
+        crate::links::issue::signed_link(config, contact, LinkPurpose::Tickets, "", now_secs)
+            .ok()
+            .map(|url| {
+                url.strip_prefix(&config.web.base_url)
+                    .map(str::to_string)
+                    .unwrap_or(url)
+            });
     let secure = config.web.base_url.starts_with("https://");
     let (token, cookie) = csrf::issue(&page_path(&ticket.number), secure);
     let data = json!({
@@ -269,6 +278,7 @@ async fn page(
         "notice": notice,
         "csrf": token,
         "max_mb": config.limits.max_message_bytes / (1024 * 1024),
+        "tickets_link": tickets_link,
     });
     let mut response = state.pages.render(
         status,
