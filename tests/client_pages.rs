@@ -1059,6 +1059,18 @@ async fn the_page_shows_no_internal_note_and_no_active_mail_html() {
         "#note\n#time 1h30\nSecret: the printer is out of warranty.",
     );
     assert!(matches!(ingest(&s.app, &note).await, Outcome::Added { .. }));
+    // A technician's public answer, with a command on top.
+    let answer = simple_mail(
+        &s.t.staff,
+        &s.t.support,
+        &format!("Re: [{number}] Printer of bob is broken"),
+        &format!("answer-{}@msp.test", s.t.tag),
+        "#status waiting-on-client\nWhich printer model is it?",
+    );
+    assert!(matches!(
+        ingest(&s.app, &answer).await,
+        Outcome::Added { .. }
+    ));
     // A hostile HTML reply from Bob.
     let hostile = format!(
         "From: {bob}\r\nTo: {support}\r\nSubject: Re: [{number}] Printer of bob is broken\r\n\
@@ -1099,6 +1111,13 @@ Content-Type: text/html; charset=utf-8\r\n\r\n<html><head><meta http-equiv=\"ref
         "internal note shown: {html}"
     );
     assert!(html.contains("Look at this"));
+    assert_eq!(
+        html.matches("Which printer model is it?").count(),
+        1,
+        "the answer as the client got it, once: {html}"
+    );
+    assert!(!html.contains("#status"), "{html}");
+    assert!(!html.contains("Reply above this line"), "{html}");
     for banned in [
         "<script",
         "onerror",

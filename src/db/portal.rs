@@ -152,7 +152,9 @@ type MessageRow = (
 type AttachmentRow = (i64, String, String, i64, String, Option<String>, i64, i64);
 
 /// The public messages of ticket `ticket_id`, newest first — never internal
-/// notes or system records — each with its files.
+/// notes or system records — each with its files. A technician's mail is
+/// shown as the reply the client was sent, not as it came in (with its
+/// commands).
 pub async fn public_conversation(
     conn: &mut AnyConnection,
     ticket_id: i64,
@@ -160,6 +162,7 @@ pub async fn public_conversation(
     let messages: Vec<MessageRow> = sqlx::query_as(
         "SELECT id, direction, from_email, from_name, body_text, body_trimmed, body_html, \
          created_at FROM messages WHERE ticket_id = $1 AND visibility = 'public' \
+         AND NOT (direction = 'in' AND kind = 'staff-reply') \
          ORDER BY created_at DESC, id DESC",
     )
     .bind(ticket_id)

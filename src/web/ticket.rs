@@ -126,6 +126,16 @@ fn priority_label(priority: &str) -> &'static str {
     Priority::parse(priority).map(|p| p.label()).unwrap_or("—")
 }
 
+/// Our mail's text without the "reply above this line" marker it starts
+/// with (it means something in a mail client, nothing on the page).
+fn without_reply_marker(text: &str) -> &str {
+    let trimmed = text.trim_start();
+    match trimmed.split_once('\n') {
+        Some((first, rest)) if first.contains("Reply above this line") => rest.trim_start(),
+        _ => text,
+    }
+}
+
 /// Minutes as "1 h 30 min".
 fn duration_label(minutes: i64) -> String {
     match (minutes / 60, minutes % 60) {
@@ -215,15 +225,18 @@ async fn page(
                 .as_deref()
                 .filter(|h| !h.trim().is_empty())
                 .map(|h| safe_mail_html(h, inline));
-            let said = m
-                .trimmed
-                .as_deref()
-                .filter(|t| !t.trim().is_empty())
-                .unwrap_or(&m.text);
+            let said = if outbound {
+                without_reply_marker(&m.text)
+            } else {
+                m.trimmed
+                    .as_deref()
+                    .filter(|t| !t.trim().is_empty())
+                    .unwrap_or(&m.text)
+            };
             // The whole message is offered when it says more than the
             // trimmed text (quoted history, signature, formatting).
-            let whole_text =
-                (full_html.is_none() && said.trim() != m.text.trim()).then(|| m.text.clone());
+            let whole_text = (!outbound && full_html.is_none() && said.trim() != m.text.trim())
+                .then(|| m.text.clone());
             json!({
                 "author": author,
                 "staff": outbound,
@@ -580,6 +593,11 @@ mod tests {
         assert_eq!(duration_label(120), "2 h");
         assert_eq!(duration_label(5), "5 min");
         assert_eq!(size_label(2048), "2 KB");
+        assert_eq!(
+            without_reply_marker("-- Reply above this line --\n\nHello Alice"),
+            "Hello Alice"
+        );
+        assert_eq!(without_reply_marker("Hello"), "Hello");
         assert_eq!(
             content_disposition("attachment", "Grüße \"x\".pdf"),
             "attachment; filename=\"Gr__e _x_.pdf\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22x%22.pdf"
