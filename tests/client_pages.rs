@@ -21,6 +21,7 @@ use postdesk::config::Config;
 use postdesk::db::contacts::{self, Contact};
 use postdesk::db::{outbox, tickets};
 use postdesk::domain::{EmailAddress, TicketNumber};
+use postdesk::links::issue::ContactLinks;
 use postdesk::links::{link_for, sign, IssueError, LinkClaims, LinkPurpose};
 use postdesk::mail::ingest::Outcome;
 use sha2::{Digest, Sha256};
@@ -593,6 +594,16 @@ async fn a_deactivated_contacts_old_links_all_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_removes_the_last_primary_contact_or_locks_themselves_out() {
     let s = site("").await;
+    // Those who manage contacts find the page among their links; others don't.
+    let now = s.clock.now_millis() / 1000;
+    for (name, manages) in [("alice", true), ("tom", true), ("bob", false)] {
+        let links = ContactLinks::of(&s.app.config, &s.contact(name).await, now).unwrap();
+        assert_eq!(links.contacts.is_some(), manages, "{name}");
+        if let Some(url) = links.contacts {
+            let (cookie, at) = s.open(&s.path_of(&url)).await;
+            assert_eq!(s.get(&at, Some(&cookie)).await.status, StatusCode::OK);
+        }
+    }
     let (alice, page) = s.page("alice", LinkPurpose::Contacts, None).await;
     let csrf = hidden(&page.text(), "csrf");
     let alice_id = s.contact_id("alice").await;

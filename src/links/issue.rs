@@ -154,12 +154,14 @@ pub fn unsubscribe_url(
 }
 
 /// The pages that matter for a contact, as signed links: their tickets,
-/// their client's statement (billing and primary contacts of a client) and
-/// their mail preferences. Mail footers and "email me my links" carry them.
+/// their client's statement (billing and primary contacts of a client),
+/// their client's contacts (primary and technical contacts) and their mail
+/// preferences. Mail footers and "email me my links" carry them.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ContactLinks {
     pub tickets: Option<String>,
     pub statement: Option<String>,
+    pub contacts: Option<String>,
     pub preferences: Option<String>,
 }
 
@@ -172,6 +174,11 @@ impl ContactLinks {
             tickets: Some(link(LinkPurpose::Tickets)?),
             statement: if sees_statement {
                 Some(link(LinkPurpose::Statement)?)
+            } else {
+                None
+            },
+            contacts: if crate::portal::access::manages_contacts(contact) {
+                Some(link(LinkPurpose::Contacts)?)
             } else {
                 None
             },
