@@ -641,7 +641,10 @@ async fn email_me_my_links_answers_alike_and_mails_only_a_known_address() {
     }
     pages.sort();
     // Alice is a primary contact: she manages her company's contacts too.
-    assert_eq!(pages, ["/contacts", "/preferences", "/statement", "/tickets"]);
+    assert_eq!(
+        pages,
+        ["/contacts", "/preferences", "/statement", "/tickets"]
+    );
 
     // A malformed address is told so: that says nothing about anyone.
     let form = s.get("/links", None).await;
