@@ -37,6 +37,9 @@ pub struct Metrics {
     pub ingested: Family<OutcomeLabel, Counter>,
     /// Seconds from a message being handed to ingest to its commit.
     pub ingest_seconds: Histogram,
+    /// Batches that had to be applied again message by message because one
+    /// of their messages failed (that one is then quarantined alone).
+    pub ingest_batches_redone: Counter,
     pub mail_sent: Counter,
     pub send_failures: Counter,
     pub job_runs: Family<JobLabel, Counter>,
@@ -61,6 +64,12 @@ impl Metrics {
             "ingest_latency_seconds",
             "Seconds from a message handed to ingest to its commit",
             ingest_seconds.clone(),
+        );
+        let ingest_batches_redone = Counter::default();
+        registry.register(
+            "ingest_batches_redone",
+            "Ingest batches applied again message by message after one of their messages failed",
+            ingest_batches_redone.clone(),
         );
         let mail_sent = Counter::default();
         registry.register(
@@ -102,6 +111,7 @@ impl Metrics {
             registry,
             ingested,
             ingest_seconds,
+            ingest_batches_redone,
             mail_sent,
             send_failures,
             job_runs,

@@ -151,6 +151,7 @@ pub async fn mail_staff(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments: &[],
+                thread_known: None,
             },
             now_ms,
         )
@@ -279,6 +280,7 @@ async fn queue_copy(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments,
+                thread_known: None,
             },
             personal,
             now_ms,

@@ -86,6 +86,26 @@ pub async fn find_contact_by_email(
     Ok(row.map(contact_from_row))
 }
 
+/// The contacts of any of `emails` (each given as [`EmailAddress::as_str`]).
+pub async fn find_contacts_by_emails(
+    conn: &mut AnyConnection,
+    emails: &[&str],
+) -> Result<Vec<Contact>, DbError> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE email IN ({})",
+        super::placeholder_rows(1, emails.len(), 1)
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for email in emails {
+        query = query.bind(*email);
+    }
+    let rows: Vec<ContactRow> = query.fetch_all(&mut *conn).await?;
+    Ok(rows.into_iter().map(contact_from_row).collect())
+}
+
 pub async fn find_contact_by_id(
     conn: &mut AnyConnection,
     id: i64,
@@ -133,6 +153,44 @@ pub async fn find_client_by_domain(
             .fetch_optional(&mut *conn)
             .await?;
     Ok(row.map(|r| r.0))
+}
+
+/// `(domain, client id)` of those of `domains` that belong to a client.
+pub async fn find_clients_by_domains(
+    conn: &mut AnyConnection,
+    domains: &[&str],
+) -> Result<Vec<(String, i64)>, DbError> {
+    if domains.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT domain, client_id FROM client_domains WHERE domain IN ({})",
+        super::placeholder_rows(1, domains.len(), 1)
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for domain in domains {
+        query = query.bind(*domain);
+    }
+    Ok(query.fetch_all(&mut *conn).await?)
+}
+
+/// `(id, name)` of the clients of `ids`.
+pub async fn client_names(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, name FROM clients WHERE id IN ({})",
+        super::placeholder_rows(1, ids.len(), 1)
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all(&mut *conn).await?)
 }
 
 /// A client as listed.

@@ -207,6 +207,16 @@ pub async fn next_counter(
     Ok(value)
 }
 
+/// Sets counter `name` to `value` (it exists: [`next_counter`] made it).
+pub async fn set_counter(conn: &mut AnyConnection, name: &str, value: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE counters SET value = $1 WHERE name = $2")
+        .bind(value)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// `($1, $2), ($3, $4)…`: the placeholders of a multi-row `VALUES` (or an
 /// `IN` list, with one column) of `rows` rows of `columns` values each,
 /// numbered from `$first`.

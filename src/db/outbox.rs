@@ -60,16 +60,27 @@ pub async fn enqueue(conn: &mut AnyConnection, m: &NewOutgoing<'_>) -> Result<i6
     Ok(id)
 }
 
-/// Automatic mails queued for `email` since `since`: (about `ticket_id`, in
-/// all). Rate-limited ones do not count: they were never sent.
-pub async fn recent_automatic_mail(
+/// What the outbox needs to know about a recipient before queueing to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipientStanding {
+    /// On the suppression list (a hard bounce, an opt-out).
+    pub suppressed: bool,
+    /// Automatic mails queued for them since a time, about the ticket and in
+    /// all. Rate-limited ones do not count: they were never sent.
+    pub about_ticket: i64,
+    pub overall: i64,
+}
+
+/// [`RecipientStanding`] of `email` in one statement.
+pub async fn recipient_standing(
     conn: &mut AnyConnection,
     email: &str,
     ticket_id: Option<i64>,
     since: Millis,
-) -> Result<(i64, i64), DbError> {
-    let (about_ticket, overall): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(CASE WHEN r.ticket_id = $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
+) -> Result<RecipientStanding, DbError> {
+    let (suppressed, about_ticket, overall): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM suppressions WHERE email = $2), \
+         COALESCE(SUM(CASE WHEN r.ticket_id = $1 THEN 1 ELSE 0 END), 0), COUNT(*) \
          FROM outbox_recipients r JOIN outbox o ON o.id = r.outbox_id \
          WHERE r.email = $2 AND r.automated = 1 AND r.created_at >= $3 \
          AND o.status <> 'rate-limited'",
@@ -79,7 +90,11 @@ pub async fn recent_automatic_mail(
     .bind(since)
     .fetch_one(&mut *conn)
     .await?;
-    Ok((about_ticket, overall))
+    Ok(RecipientStanding {
+        suppressed: suppressed > 0,
+        about_ticket,
+        overall,
+    })
 }
 
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use crate::clock::Millis;
 use crate::config::Config;
 use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::{self, Direction, NewMessage, Visibility};
-use crate::db::{self, inbound, DbError};
+use crate::db::{self, DbError};
 use crate::domain::EmailAddress;
 use crate::links::issue::ContactLinks;
 
@@ -105,6 +105,9 @@ pub struct MailRequest<'a> {
     pub extra_references: &'a [String],
     /// Files to attach (the mail becomes multipart/mixed).
     pub attachments: &'a [OutgoingAttachment],
+    /// The ticket's public Message-IDs, oldest first, when the caller knows
+    /// them (a ticket opened in this transaction); else they are read.
+    pub thread_known: Option<&'a [String]>,
 }
 
 /// What a mail to one person carries besides its template: the one-click
@@ -173,20 +176,37 @@ impl Mailer {
         now: Millis,
     ) -> Result<Option<Queued>, QueueError> {
         let cfg = &self.config;
+        let limits = &cfg.limits;
+        let since = now - limits.auto_mail_window.as_millis() as i64;
+        let ticket_id = req.ticket.map(|t| t.id);
         let mut withheld = Vec::new();
         let mut to = Vec::new();
         let mut cc = Vec::new();
         let mut seen: Vec<EmailAddress> = Vec::new();
+        let mut over_limit = Vec::new();
         for (list, out) in [(&req.to, &mut to), (&req.cc, &mut cc)] {
             for a in list.iter() {
                 if seen.iter().any(|s| s.same_mailbox(a)) || cfg.is_own_address(a) {
                     continue;
                 }
                 seen.push(a.clone());
-                if inbound::is_suppressed(tx, a.as_str()).await? {
+                let standing =
+                    db::outbox::recipient_standing(tx, a.as_str(), ticket_id, since).await?;
+                if standing.suppressed {
                     withheld.push((a.clone(), "suppressed"));
-                } else {
-                    out.push(a.clone());
+                    continue;
+                }
+                out.push(a.clone());
+                // Per-recipient limits on automatic mail (SPEC §4): the loop
+                // brake. Not for our own people: loops through them are
+                // stopped by classification (their auto-replies answer
+                // nothing), and a busy hour must not silence their
+                // notifications.
+                if !cfg.is_staff(a)
+                    && (standing.about_ticket >= i64::from(limits.auto_mail_per_ticket)
+                        || standing.overall >= i64::from(limits.auto_mail_per_address))
+                {
+                    over_limit.push(a.clone());
                 }
             }
         }
@@ -194,26 +214,6 @@ impl Mailer {
             return Ok(None);
         }
 
-        // Per-recipient limits on automatic mail (SPEC §4): the loop brake.
-        let limits = &cfg.limits;
-        let since = now - limits.auto_mail_window.as_millis() as i64;
-        let ticket_id = req.ticket.map(|t| t.id);
-        let mut over_limit = Vec::new();
-        for a in to.iter().chain(cc.iter()) {
-            if cfg.is_staff(a) {
-                // Our own people: loops through them are stopped by
-                // classification (their auto-replies answer nothing), and a
-                // busy hour must not silence their notifications.
-                continue;
-            }
-            let (about_ticket, overall) =
-                db::outbox::recent_automatic_mail(tx, a.as_str(), ticket_id, since).await?;
-            if about_ticket >= i64::from(limits.auto_mail_per_ticket)
-                || overall >= i64::from(limits.auto_mail_per_address)
-            {
-                over_limit.push(a.clone());
-            }
-        }
         let mut status = "pending";
         let dropped_over_limit = req.origin == Origin::Reaction;
         let mut not_before = now;
@@ -246,7 +246,10 @@ impl Mailer {
         }
         let (in_reply_to, references) = match req.ticket {
             Some(t) => {
-                let mut thread = conversation::thread_message_ids(tx, t.id).await?;
+                let mut thread = match req.thread_known {
+                    Some(known) => known.to_vec(),
+                    None => conversation::thread_message_ids(tx, t.id).await?,
+                };
                 for r in req.extra_references {
                     if !thread.contains(r) {
                         thread.push(r.clone());

@@ -13,9 +13,14 @@ pub async fn ticket_data(tx: &mut AnyConnection, ticket: &TicketRef) -> Result<V
         Some(id) => contacts::client_name(tx, id).await?,
         None => None,
     };
+    Ok(ticket_data_of(ticket, client))
+}
+
+/// [`ticket_data`] when the caller knows the client's name already.
+pub fn ticket_data_of(ticket: &TicketRef, client: Option<String>) -> Value {
     let status = TicketStatus::parse(&ticket.status).unwrap_or(TicketStatus::Open);
     let priority = Priority::parse(&ticket.priority).unwrap_or(Priority::Medium);
-    Ok(json!({
+    json!({
         "number": ticket.number,
         "subject": ticket.subject,
         "status": status.as_str(),
@@ -25,5 +30,5 @@ pub async fn ticket_data(tx: &mut AnyConnection, ticket: &TicketRef) -> Result<V
         "client": client,
         "requester": ticket.requester_email,
         "assignee": ticket.assignee_email,
-    }))
+    })
 }

@@ -122,6 +122,7 @@ pub async fn execute(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments: &[],
+                thread_known: None,
             },
             at,
         )

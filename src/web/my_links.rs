@@ -204,6 +204,7 @@ async fn mail_links(
                         in_reply_to: None,
                         extra_references: &[],
                         attachments: &[],
+                        thread_known: None,
                     },
                     now,
                 )

@@ -229,6 +229,7 @@ async fn record_decision(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments: &[],
+                thread_known: None,
             },
             now,
         )

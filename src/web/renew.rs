@@ -145,6 +145,7 @@ async fn mail_fresh_link(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments: &[],
+                thread_known: None,
             },
             now_ms,
         )

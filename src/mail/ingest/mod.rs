@@ -22,8 +22,10 @@ use tokio::sync::Notify;
 
 mod new_ticket;
 mod reply;
+mod sender_lookups;
 mod staff;
 mod system;
+mod ticket_numbers;
 
 use super::authentication_results::{dmarc_verdict, Dmarc};
 use super::bounce::{parse_bounce, BounceReport};
@@ -42,6 +44,8 @@ use crate::db::tickets::{self, Direction, NewAttachment, NewMessage, Visibility}
 use crate::db::{Db, DbError, Tx};
 use crate::domain::{EmailAddress, Priority};
 use crate::storage::{BlobKind, BlobStore, StorageError};
+use sender_lookups::{Known, SenderLookups};
+use ticket_numbers::TicketNumbers;
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy)]
@@ -352,7 +356,7 @@ impl Ingestor {
         let mut conn = self.db.conn().await?;
         let key = dedupe_key(parsed.as_ref(), &sha);
         let mut plan = self
-            .plan(&mut conn, raw, parsed.as_ref(), &key, &source)
+            .plan(&mut conn, raw, parsed.as_ref(), &key, &source, None)
             .await?;
         if inbound::receipt_outcome(&mut conn, &key).await?.is_some() {
             plan.action = ActionPlan::Duplicate;
@@ -368,6 +372,7 @@ impl Ingestor {
         mail: Option<&InboundMail>,
         dedupe_key: &str,
         source: &Source<'_>,
+        lookups: Option<&SenderLookups>,
     ) -> Result<Plan, DbError> {
         let mailbox = self.mailbox_of(source);
         let priority = mailbox
@@ -429,7 +434,7 @@ impl Ingestor {
         }
         plan.classification = classification;
         plan.classification_reason = reason;
-        plan.sender = self.identify_sender(conn, mail).await?;
+        plan.sender = self.identify_sender(conn, mail, lookups).await?;
         let dmarc = self
             .config
             .trusted_authserv_id
@@ -622,33 +627,47 @@ impl Ingestor {
         &self,
         conn: &mut AnyConnection,
         mail: &InboundMail,
+        lookups: Option<&SenderLookups>,
     ) -> Result<SenderPlan, DbError> {
-        Ok(match &mail.from {
-            None => SenderPlan::Missing,
-            Some(from) if self.config.is_staff(&from.address) => SenderPlan::Staff,
-            Some(from) => match contacts::find_contact_by_email(conn, &from.address).await? {
-                Some(c) => SenderPlan::Contact {
-                    contact_id: c.id,
-                    client_id: c.client_id,
-                    client: match c.client_id {
-                        Some(id) => contacts::client_name(conn, id).await?,
-                        None => None,
-                    },
+        let Some(from) = &mail.from else {
+            return Ok(SenderPlan::Missing);
+        };
+        if self.config.is_staff(&from.address) {
+            return Ok(SenderPlan::Staff);
+        }
+        let known = lookups.map_or(Known::Ask, |l| l.contact(&from.address));
+        let contact = match known {
+            Known::Answer(c) => c.cloned(),
+            Known::Ask => contacts::find_contact_by_email(conn, &from.address).await?,
+        };
+        if let Some(c) = contact {
+            return Ok(SenderPlan::Contact {
+                contact_id: c.id,
+                client_id: c.client_id,
+                client: match c.client_id {
+                    Some(id) => client_name(conn, lookups, id).await?,
+                    None => None,
                 },
-                None => match contacts::find_client_by_domain(conn, from.address.domain()).await? {
-                    Some(client_id) => SenderPlan::NewClientContact {
-                        client_id,
-                        client: contacts::client_name(conn, client_id)
-                            .await?
-                            .unwrap_or_default(),
-                    },
-                    None => SenderPlan::Unknown {
-                        policy: match self.config.tickets.unknown_senders {
-                            UnknownSenderPolicy::Create => "create",
-                            UnknownSenderPolicy::Quarantine => "quarantine",
-                            UnknownSenderPolicy::Reject => "reject",
-                        },
-                    },
+            });
+        }
+        let domain = from.address.domain();
+        let known = lookups.map_or(Known::Ask, |l| l.client_of_domain(domain));
+        let client = match known {
+            Known::Answer(c) => c,
+            Known::Ask => contacts::find_client_by_domain(conn, domain).await?,
+        };
+        Ok(match client {
+            Some(client_id) => SenderPlan::NewClientContact {
+                client_id,
+                client: client_name(conn, lookups, client_id)
+                    .await?
+                    .unwrap_or_default(),
+            },
+            None => SenderPlan::Unknown {
+                policy: match self.config.tickets.unknown_senders {
+                    UnknownSenderPolicy::Create => "create",
+                    UnknownSenderPolicy::Quarantine => "quarantine",
+                    UnknownSenderPolicy::Reject => "reject",
                 },
             },
         })
@@ -691,6 +710,9 @@ impl Ingestor {
             0 | 1 => None,
             _ => self.apply_straight_through(batch).await,
         };
+        if result.is_none() && batch.len() > 1 {
+            self.metrics.ingest_batches_redone.inc();
+        }
         let (outcomes, queued, failure) = match result {
             Some((outcomes, queued)) => (outcomes, queued, None),
             None => match self.apply_with_savepoints(batch).await {
@@ -778,6 +800,14 @@ impl Ingestor {
             .into_iter()
             .collect();
 
+        let senders: Vec<&EmailAddress> = batch
+            .iter()
+            .filter_map(|k| k.parsed.as_ref().ok()?.from.as_ref())
+            .map(|f| &f.address)
+            .collect();
+        let mut lookups = SenderLookups::fetch(&mut *tx, &senders).await?;
+        let numbers = TicketNumbers::default();
+
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut queued = false;
         let mut receipts: Vec<(usize, &'static str, Option<i64>)> = Vec::new();
@@ -795,12 +825,20 @@ impl Ingestor {
                 continue;
             }
             let now = self.clock.now_millis();
-            let applied = self.act(tx, kept, key, now).await?;
+            let shared = BatchShared {
+                senders: &lookups,
+                numbers: &numbers,
+            };
+            let applied = self.act(tx, kept, key, now, Some(shared)).await?;
+            if let Some(from) = kept.parsed.as_ref().ok().and_then(|m| m.from.as_ref()) {
+                lookups.applied_from(&from.address);
+            }
             queued |= applied.queued;
             receipts.push((i, applied.outcome.receipt_label(), applied.ticket_id));
             outcomes.push(applied.outcome);
         }
 
+        numbers.write_back(&mut *tx).await?;
         let now = self.clock.now_millis();
         let new_receipts: Vec<inbound::NewReceipt<'_>> = receipts
             .iter()
@@ -928,7 +966,7 @@ impl Ingestor {
             }
             return Ok(duplicate);
         }
-        let applied = self.act(tx, kept, &key, now).await?;
+        let applied = self.act(tx, kept, &key, now, None).await?;
         inbound::set_receipt_outcome(
             &mut *tx,
             &key,
@@ -950,19 +988,28 @@ impl Ingestor {
         kept: &Kept<'_>,
         key: &str,
         now: i64,
+        batch: Option<BatchShared<'_>>,
     ) -> Result<Applied, ApplyError> {
         let d = &kept.delivery;
         let raw_sha256 = kept.raw_sha256;
         let parsed = kept.parsed;
         let source_label = d.source.label();
         let plan = self
-            .plan(tx, d.raw, parsed.as_ref().ok(), key, &d.source)
+            .plan(
+                tx,
+                d.raw,
+                parsed.as_ref().ok(),
+                key,
+                &d.source,
+                batch.map(|b| b.senders),
+            )
             .await?;
         let ctx = ApplyContext {
             delivery: d,
             plan: &plan,
             raw_sha256,
             now,
+            numbers: batch.map(|b| b.numbers),
         };
         let applied = match (&plan.action, parsed.as_ref()) {
             (ActionPlan::NewTicket { .. }, Ok(mail)) => {
@@ -1228,6 +1275,7 @@ impl Ingestor {
                     in_reply_to: mail.and_then(|m| m.message_id.as_deref()),
                     extra_references: &references,
                     attachments: &[],
+                    thread_known: None,
                 },
                 ctx.now,
             )
@@ -1263,6 +1311,18 @@ impl Ingestor {
     }
 }
 
+/// The name of client `id`, from the batch's lookups when they know it.
+async fn client_name(
+    conn: &mut AnyConnection,
+    lookups: Option<&SenderLookups>,
+    id: i64,
+) -> Result<Option<String>, DbError> {
+    match lookups.map_or(Known::Ask, |l| l.client_name(id)) {
+        Known::Answer(name) => Ok(name),
+        Known::Ask => contacts::client_name(conn, id).await,
+    }
+}
+
 /// What every apply step gets: the delivery, the decision, the stored raw
 /// bytes, and one `now` for the whole transaction.
 struct ApplyContext<'a> {
@@ -1270,6 +1330,15 @@ struct ApplyContext<'a> {
     plan: &'a Plan,
     raw_sha256: &'a str,
     now: i64,
+    /// The batch's ticket numbers, when it is applied straight through.
+    numbers: Option<&'a TicketNumbers>,
+}
+
+/// What a batch applied straight through shares between its messages.
+#[derive(Clone, Copy)]
+struct BatchShared<'a> {
+    senders: &'a SenderLookups,
+    numbers: &'a TicketNumbers,
 }
 
 /// What an apply step did.

@@ -4,6 +4,7 @@
 
 use sqlx::AnyConnection;
 
+use super::ticket_numbers::next_from_database;
 use super::{
     describe_duration, human_size, new_reply_token, ActionPlan, Applied, ApplyContext, ApplyError,
     Ingestor, Outcome, SenderPlan,
@@ -11,8 +12,7 @@ use super::{
 use crate::db::contacts::{self, ContactOrigin};
 use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::{self, NewTicket, Visibility};
-use crate::db::{self};
-use crate::domain::{ContactTypes, EmailAddress, TicketNumber};
+use crate::domain::{ContactTypes, EmailAddress, TicketNumber, TicketStatus};
 use crate::mail::outgoing::{MailRequest, Origin};
 use crate::mail::parse::{InboundMail, Sender};
 use crate::mail::staff_commands::Command;
@@ -76,7 +76,10 @@ impl Ingestor {
         };
 
         let cfg = &self.config;
-        let sequence = db::next_counter(tx, "ticket_number", cfg.tickets.first_number).await?;
+        let sequence = match ctx.numbers {
+            Some(numbers) => numbers.next(tx, cfg.tickets.first_number).await?,
+            None => next_from_database(tx, cfg.tickets.first_number).await?,
+        };
         let number = TicketNumber::new(&cfg.tickets.prefix, sequence);
         let subject = match strip_reply_prefixes(&mail.subject).trim() {
             "" => "(no subject)".to_string(),
@@ -147,21 +150,44 @@ impl Ingestor {
         };
         self.store_inbound_message(tx, ctx, mail, ticket_id, kind, Visibility::Public)
             .await?;
-        let ticket = conversation::ticket_by_id(tx, ticket_id)
-            .await?
-            .ok_or(ApplyError::Invalid("the new ticket vanished"))?;
+        // The row just written, as the rest of this transaction sees it.
+        let ticket = TicketRef {
+            id: ticket_id,
+            number: number.to_string(),
+            subject,
+            status: TicketStatus::Open.as_str().to_string(),
+            priority: priority.as_str().to_string(),
+            category,
+            client_id,
+            requester_email: requester.to_string(),
+            assignee_email: assignee.map(|a| a.to_string()),
+            mailbox: mailbox_name,
+            reply_token,
+            closed_at: None,
+            first_response_at: None,
+        };
+        // The client's name, when the plan already knows it.
+        let client_name = match (&for_client, &plan.sender) {
+            (None, SenderPlan::Contact { client, .. }) => Some(client.clone()),
+            (None, SenderPlan::NewClientContact { client, .. }) => Some(Some(client.clone())),
+            (None, SenderPlan::Unknown { .. }) => Some(None),
+            _ => None,
+        };
 
         let mut queued = self
             .queue_acknowledgement(
                 tx,
                 ctx,
                 &ticket,
-                &Sender {
-                    address: requester.clone(),
-                    name: requester_name,
+                client_name,
+                &AckRecipients {
+                    requester: Sender {
+                        address: requester.clone(),
+                        name: requester_name,
+                    },
+                    cc: &participants,
                 },
                 mail,
-                &participants,
             )
             .await?;
         if for_client.is_none() {
@@ -219,22 +245,30 @@ impl Ingestor {
         Ok((client_id, Some(id)))
     }
 
+    /// Queues the acknowledgement. `client_name` is the client's name when
+    /// the caller knows it (`Some(None)`: no client), else it is read.
     async fn queue_acknowledgement(
         &self,
         tx: &mut AnyConnection,
         ctx: &ApplyContext<'_>,
         ticket: &TicketRef,
-        requester: &Sender,
+        client_name: Option<Option<String>>,
+        recipients: &AckRecipients<'_>,
         mail: &InboundMail,
-        participants: &[EmailAddress],
     ) -> Result<bool, ApplyError> {
+        let requester = &recipients.requester;
+        let participants = recipients.cc;
         let cfg = &self.config;
+        let ticket_data = match client_name {
+            Some(client) => crate::mail::ticket_data::ticket_data_of(ticket, client),
+            None => self.ticket_data(tx, ticket).await?,
+        };
         let priority = crate::domain::Priority::parse(&ticket.priority)
             .unwrap_or(crate::domain::Priority::Medium);
         let data = serde_json::json!({
             "branding": cfg.branding,
             "recipient_name": requester.name.clone().unwrap_or_else(|| requester.address.to_string()),
-            "ticket": self.ticket_data(tx, ticket).await?,
+            "ticket": ticket_data,
             "expected_response": match cfg.sla.first_response(priority) {
                 Some(d) => format!("{} (working hours)", describe_duration(d)),
                 None => "by the end of the working day".to_string(),
@@ -242,11 +276,14 @@ impl Ingestor {
             "truncated": ctx.delivery.oversized_bytes.map(human_size),
         });
         let references = mail.thread_ids();
+        // The ticket is new: its thread is the request alone.
+        let thread: Vec<String> = mail.message_id.iter().cloned().collect();
         let queued = self
             .mailer
             .queue(
                 tx,
                 MailRequest {
+                    thread_known: Some(&thread),
                     kind: "acknowledgement",
                     template: "acknowledgement",
                     data,
@@ -296,6 +333,7 @@ impl Ingestor {
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,
                     attachments: &[],
+                    thread_known: None,
                 },
                 ctx.now,
             )
@@ -306,4 +344,10 @@ impl Ingestor {
             queued: queued.is_some(),
         })
     }
+}
+
+/// Who an acknowledgement goes to: the requester, with the request's CCs.
+struct AckRecipients<'a> {
+    requester: Sender,
+    cc: &'a [EmailAddress],
 }

@@ -133,6 +133,7 @@ impl Ingestor {
                         in_reply_to: None,
                         extra_references: &[],
                         attachments: &[],
+                        thread_known: None,
                     },
                     now,
                 )
@@ -163,6 +164,7 @@ impl Ingestor {
                         in_reply_to: None,
                         extra_references: &[],
                         attachments: &[],
+                        thread_known: None,
                     },
                     now,
                 )
@@ -214,6 +216,7 @@ impl Ingestor {
                     in_reply_to: mail.message_id.as_deref(),
                     extra_references: &references,
                     attachments: &[],
+                    thread_known: None,
                 },
                 ctx.now,
             )
