@@ -254,6 +254,7 @@ async fn mail_confirmation(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments: &[],
+                thread_known: None,
             },
             now_ms,
         )

@@ -141,6 +141,7 @@ async fn notify_staff(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments: &[],
+                thread_known: None,
             },
             now,
         )
@@ -184,6 +185,7 @@ async fn notify_client(
                 in_reply_to: None,
                 extra_references: &[],
                 attachments: &[],
+                thread_known: None,
             },
             now,
         )
