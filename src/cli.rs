@@ -240,14 +240,19 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             number,
             contact,
         } => {
-            let purpose = crate::links::LinkPurpose::parse(&kind).with_context(|| {
-                format!(
-                    "unknown link kind `{kind}`: one of {}",
-                    crate::links::LinkPurpose::ALL
-                        .map(|p| p.as_str())
-                        .join(", ")
-                )
-            })?;
+            let purpose = crate::links::LinkPurpose::parse(&kind)
+                .filter(|p| p.is_page_link())
+                .with_context(|| {
+                    format!(
+                        "unknown link kind `{kind}`: one of {}",
+                        crate::links::LinkPurpose::ALL
+                            .into_iter()
+                            .filter(|p| p.is_page_link())
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
             let contact = crate::domain::EmailAddress::parse(&contact)
                 .with_context(|| format!("--contact `{contact}`"))?;
             let app = App::open(config, clock.clone()).await?;

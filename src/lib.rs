@@ -16,6 +16,10 @@
 //! * `billing` and `payments` are invoices, payments and the provider;
 //!   `schedule` the scheduled jobs (dunning, recurring invoices, auto-pay,
 //!   expiry alerts), each due action exactly once.
+//! * `links` signs the links in mails; `web` serves the pages they open;
+//!   `portal` holds the rules of the client's ticket, tickets and contacts
+//!   pages (who sees what; a reply posted there is ingested as the contact's
+//!   own mail).
 //! * `app` wires the pieces for `postdesk run`; `cli` is the command line.
 //!
 //! Time comes from [`clock::Clock`], never from SQL.
@@ -25,6 +29,7 @@ pub mod billing;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod csv;
 pub mod db;
 pub mod domain;
 pub mod import;
@@ -34,6 +39,7 @@ pub mod mail;
 pub mod metrics;
 pub mod payments;
 pub mod pdf;
+pub mod portal;
 pub mod run_lock;
 pub mod schedule;
 pub mod storage;

@@ -15,6 +15,7 @@ mod fake_stripe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine;
 use common::*;
 use postdesk::domain::EmailAddress;
 use postdesk::links::{link_for, LinkPurpose};
@@ -122,6 +123,7 @@ async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
     .await
     .unwrap();
     let quote = format!("Q-{}-1", s.t.tag);
+    let ticket = open_ticket(&s).await;
     let pages = [
         (
             "invoice",
@@ -147,6 +149,21 @@ async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
             "preferences",
             s.link(LinkPurpose::Preferences, None).await,
             "/preferences".to_string(),
+        ),
+        (
+            "ticket",
+            s.link(LinkPurpose::Ticket, Some(&ticket)).await,
+            format!("/ticket/{ticket}"),
+        ),
+        (
+            "tickets",
+            s.link(LinkPurpose::Tickets, None).await,
+            "/tickets".to_string(),
+        ),
+        (
+            "contacts",
+            s.link(LinkPurpose::Contacts, None).await,
+            "/contacts".to_string(),
         ),
         // The public "email me my links" form.
         (
@@ -196,6 +213,121 @@ async fn every_client_page_is_accessible_in_light_and_dark_and_fits_a_phone() {
             assert!(size > 1000, "{what}: screenshot {} missing", shot.display());
         }
     }
+}
+
+/// Alice's ticket with a screenshot, a technician's answer and her HTML
+/// reply: what a ticket page usually shows. Returns its number.
+async fn open_ticket(s: &Served) -> String {
+    let alice = s.t.addr("alice", "customer.test");
+    let png =
+        base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nnot really a picture");
+    let first = format!(
+        "From: Alice <{alice}>\r\nTo: {support}\r\nSubject: The printer on the second floor jams\r\n\
+Message-ID: <first-{tag}@customer.test>\r\nDate: Fri, 20 Nov 2026 10:00:00 +0000\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nIt jams on every second page. A screenshot of the error is attached.\r\n\
+--b1\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=\"error.png\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{png}\r\n--b1--\r\n",
+        support = s.t.support,
+        tag = s.t.tag,
+    );
+    let number = match ingest(&s.app, first.as_bytes()).await {
+        postdesk::mail::ingest::Outcome::TicketCreated { ticket } => ticket,
+        other => panic!("{other:?}"),
+    };
+    let answer = simple_mail(
+        &s.t.staff,
+        &s.t.support,
+        &format!("Re: [{number}] The printer on the second floor jams"),
+        &format!("answer-{}@msp.test", s.t.tag),
+        "#status waiting-on-client\nPlease send the printer's serial number.",
+    );
+    ingest(&s.app, &answer).await;
+    let html_reply = format!(
+        "From: Alice <{alice}>\r\nTo: {support}\r\nSubject: Re: [{number}] The printer on the second floor jams\r\n\
+Message-ID: <html-{tag}@customer.test>\r\nDate: Fri, 20 Nov 2026 11:00:00 +0000\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a1\"\r\n\r\n--a1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nThe serial number is CN-12345.\r\n--a1\r\n\
+Content-Type: text/html; charset=utf-8\r\n\r\n<p>The serial number is <b>CN-12345</b>.</p><ul><li>Model: LaserJet</li></ul>\r\n--a1--\r\n",
+        support = s.t.support,
+        tag = s.t.tag,
+    );
+    ingest(&s.app, html_reply.as_bytes()).await;
+    number
+}
+
+/// A hostile HTML mail on the ticket page (SPEC §2.7: HTML is sanitized
+/// before it is shown): in Chromium, with the page's real CSP, it opens no
+/// dialog, makes no request outside Postdesk, moves the tab nowhere, and
+/// the CSP has nothing to block — because nothing of it survived. The page
+/// stays accessible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_mail_on_the_ticket_page_runs_nothing_and_fetches_nothing() {
+    let s = Served::start("").await;
+    let data = postdesk::import::parse(&billing_json(&s.t), "billing.json").unwrap();
+    postdesk::import::import(&s.app.db, &data, "billing.json", 0)
+        .await
+        .unwrap();
+    let number = open_ticket(&s).await;
+    let alice = s.t.addr("alice", "customer.test");
+    let hostile_html = r#"<html><head><meta http-equiv="refresh" content="1;url=http://127.0.0.1:9/refreshed">
+<base href="http://127.0.0.1:9/"><link rel="stylesheet" href="http://127.0.0.1:9/style.css">
+<style>@import url(http://127.0.0.1:9/import.css); body { background: url(http://127.0.0.1:9/bg.png) }</style>
+<script>alert('script')</script><script src="http://127.0.0.1:9/evil.js"></script></head>
+<body background="http://127.0.0.1:9/body.png" onload="alert('onload')">
+<p>Totally normal <b>reply</b>.</p>
+<img src="http://127.0.0.1:9/pixel.gif" width="1" height="1" alt="">
+<img src="https://tracker.invalid/open.gif">
+<img src="x" onerror="alert('onerror')">
+<img srcset="http://127.0.0.1:9/srcset.png 2x" alt="s">
+<svg onload="alert('svg')"><image href="http://127.0.0.1:9/svg.png"/></svg>
+<div style="background-image:url(http://127.0.0.1:9/div.png)">styled</div>
+<video poster="http://127.0.0.1:9/poster.png" src="http://127.0.0.1:9/v.mp4" autoplay></video>
+<audio src="http://127.0.0.1:9/a.mp3" autoplay></audio>
+<object data="http://127.0.0.1:9/obj"></object><embed src="http://127.0.0.1:9/embed">
+<iframe src="http://127.0.0.1:9/frame"></iframe><iframe srcdoc="<script>alert('srcdoc')</script>"></iframe>
+<details open ontoggle="alert('toggle')"><summary>x</summary>y</details>
+<input autofocus onfocus="alert('focus')">
+<form action="http://127.0.0.1:9/steal"><button>Send</button></form>
+<a href="javascript:alert('js')">click me</a>
+</body></html>"#;
+    let hostile = format!(
+        "From: Alice <{alice}>\r\nTo: {support}\r\nSubject: Re: [{number}] The printer on the second floor jams\r\n\
+Message-ID: <hostile-{tag}@customer.test>\r\nDate: Fri, 20 Nov 2026 12:00:00 +0000\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"h1\"\r\n\r\n--h1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nTotally normal reply.\r\n--h1\r\n\
+Content-Type: text/html; charset=utf-8\r\n\r\n{hostile_html}\r\n--h1--\r\n",
+        support = s.t.support,
+        tag = s.t.tag,
+    );
+    assert!(matches!(
+        ingest(&s.app, hostile.as_bytes()).await,
+        postdesk::mail::ingest::Outcome::Added { .. }
+    ));
+    let input = json!({
+        "link": s.link(LinkPurpose::Ticket, Some(&number)).await,
+        "out": artifacts(),
+    });
+    let result =
+        tokio::task::spawn_blocking(move || run_browser_script("hostile_mail.mjs", &input))
+            .await
+            .unwrap();
+    let path = format!("/ticket/{number}");
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["url"], path.as_str(), "{result}");
+    assert_eq!(
+        result["final_url"],
+        path.as_str(),
+        "no refresh moved the tab: {result}"
+    );
+    assert_eq!(result["dialogs"], json!([]), "{result}");
+    assert_eq!(result["outside_requests"], json!([]), "{result}");
+    assert!(
+        result["requests"].as_i64().unwrap() >= 1,
+        "the page itself was watched: {result}"
+    );
+    assert_eq!(result["csp_violations"], json!([]), "{result}");
+    assert_eq!(result["violations"], json!([]), "axe-core: {result}");
 }
 
 /// The whole way of a client's payment: the invoice mail goes out through

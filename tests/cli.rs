@@ -65,6 +65,10 @@ fn example_config_is_valid() {
         config.mailboxes[1].default_priority,
         postdesk::domain::Priority::High
     );
+    assert!(
+        !config.portal.show_time_worked,
+        "the example keeps time worked off the client's ticket page"
+    );
 }
 
 #[test]

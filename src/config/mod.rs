@@ -84,6 +84,16 @@ pub struct Config {
     pub trusted_authserv_id: Option<String>,
     /// Outgoing mail is DKIM-signed with this (`[dkim]`).
     pub dkim: Option<DkimSettings>,
+    /// What the client's own pages show (`[portal]`).
+    pub portal: PortalConfig,
+}
+
+/// What the client's ticket pages show (`[portal]`).
+#[derive(Debug, Clone, Default)]
+pub struct PortalConfig {
+    /// The ticket page shows the time worked on it (`portal.show_time_worked`,
+    /// default false: many operators bill time and keep it to themselves).
+    pub show_time_worked: bool,
 }
 
 /// A DKIM key, checked at load: `domain`, `selector` and the private key.
@@ -404,6 +414,15 @@ struct RawConfig {
     #[serde(default)]
     mail_auth: RawMailAuth,
     dkim: Option<RawDkim>,
+    #[serde(default)]
+    portal: RawPortal,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPortal {
+    #[serde(default)]
+    show_time_worked: bool,
 }
 
 #[derive(Deserialize)]
@@ -1392,6 +1411,9 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         hours,
         trusted_authserv_id,
         dkim,
+        portal: PortalConfig {
+            show_time_worked: raw.portal.show_time_worked,
+        },
     })
 }
 

@@ -250,6 +250,8 @@ pub enum ContactOrigin {
     ClientDomain,
     /// First mail from an unknown address under `unknown_senders = "create"`.
     UnknownSender,
+    /// Added by a primary or technical contact on the contacts page.
+    Portal,
 }
 
 impl ContactOrigin {
@@ -258,6 +260,7 @@ impl ContactOrigin {
             ContactOrigin::Import => "import",
             ContactOrigin::ClientDomain => "client-domain",
             ContactOrigin::UnknownSender => "unknown-sender",
+            ContactOrigin::Portal => "portal",
         }
     }
 }

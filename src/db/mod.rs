@@ -19,6 +19,7 @@ pub mod oauth_tokens;
 pub mod outbox;
 pub mod payment_methods;
 pub mod payments;
+pub mod portal;
 pub mod preferences;
 pub mod recurring;
 pub mod reports;

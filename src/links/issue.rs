@@ -1,12 +1,13 @@
 //! Making a signed link for a contact: the contact must exist and be
 //! active, and the document must be theirs to see — an invoice or quote of
-//! their client; a ticket they asked, or any ticket of their client when they
-//! are a primary or technical contact. Used by `postdesk link` and by the
-//! mails that carry links.
+//! their client; a ticket as `portal::access` decides (one they asked or take
+//! part in, or any ticket of their client when they are a primary or
+//! technical contact). Used by `postdesk link` and by the mails that carry
+//! links.
 
 use crate::config::Config;
 use crate::db::contacts::{self, Contact};
-use crate::db::{conversation, invoices, Db, DbError};
+use crate::db::{invoices, portal, Db, DbError};
 use crate::domain::{EmailAddress, OptionalMail};
 
 use super::token::{sign, LinkClaims, LinkError, LinkPurpose};
@@ -27,6 +28,8 @@ pub enum IssueError {
     NotFound(&'static str, String),
     #[error("{0} {1} is not this contact's to see")]
     NotTheirs(&'static str, String),
+    #[error("{0} links are made by the pages, not handed out")]
+    NotAPageLink(&'static str),
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error(transparent)]
@@ -78,16 +81,15 @@ pub async fn link_for(
             }
         }
         LinkPurpose::Ticket => {
-            let ticket = conversation::ticket_by_number(&mut conn, &resource)
+            let ticket = portal::ticket_by_number(&mut conn, &resource)
                 .await?
                 .ok_or_else(not_found)?;
-            let asked = ticket.requester_email == contact.email;
-            let sees_all = (contact.types.primary || contact.types.technical)
-                && client_id.is_some()
-                && ticket.client_id == client_id;
-            if !asked && !sees_all {
+            if !crate::portal::access::may_see_ticket(&contact, &ticket) {
                 return Err(not_theirs());
             }
+        }
+        LinkPurpose::Attachment | LinkPurpose::AddressChange => {
+            return Err(IssueError::NotAPageLink(kind))
         }
         // Their own tickets and preferences need no client.
         LinkPurpose::Tickets | LinkPurpose::Preferences => {}
@@ -152,12 +154,14 @@ pub fn unsubscribe_url(
 }
 
 /// The pages that matter for a contact, as signed links: their tickets,
-/// their client's statement (billing and primary contacts of a client) and
-/// their mail preferences. Mail footers and "email me my links" carry them.
+/// their client's statement (billing and primary contacts of a client),
+/// their client's contacts (primary and technical contacts) and their mail
+/// preferences. Mail footers and "email me my links" carry them.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ContactLinks {
     pub tickets: Option<String>,
     pub statement: Option<String>,
+    pub contacts: Option<String>,
     pub preferences: Option<String>,
 }
 
@@ -170,6 +174,11 @@ impl ContactLinks {
             tickets: Some(link(LinkPurpose::Tickets)?),
             statement: if sees_statement {
                 Some(link(LinkPurpose::Statement)?)
+            } else {
+                None
+            },
+            contacts: if crate::portal::access::manages_contacts(contact) {
+                Some(link(LinkPurpose::Contacts)?)
             } else {
                 None
             },

@@ -37,10 +37,15 @@ pub enum LinkPurpose {
     PaymentMethods,
     Contacts,
     Preferences,
+    /// One attachment of a ticket's public conversation, as the ticket page
+    /// links it: short-lived, never mailed, not opened through `/l/`.
+    Attachment,
+    /// The confirmation of a contact's new address, mailed to that address.
+    AddressChange,
 }
 
 impl LinkPurpose {
-    pub const ALL: [LinkPurpose; 8] = [
+    pub const ALL: [LinkPurpose; 10] = [
         Self::Invoice,
         Self::Quote,
         Self::Ticket,
@@ -49,6 +54,8 @@ impl LinkPurpose {
         Self::PaymentMethods,
         Self::Contacts,
         Self::Preferences,
+        Self::Attachment,
+        Self::AddressChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +68,8 @@ impl LinkPurpose {
             Self::PaymentMethods => "payment-methods",
             Self::Contacts => "contacts",
             Self::Preferences => "preferences",
+            Self::Attachment => "attachment",
+            Self::AddressChange => "address-change",
         }
     }
 
@@ -68,10 +77,21 @@ impl LinkPurpose {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
-    /// Invoices, quotes and tickets name one document; the rest are about the
-    /// contact (or their client) as a whole.
+    /// Invoices, quotes and tickets name one document (an attachment and an
+    /// address change their id); the rest are about the contact (or their
+    /// client) as a whole.
     pub fn takes_resource(self) -> bool {
-        matches!(self, Self::Invoice | Self::Quote | Self::Ticket)
+        matches!(
+            self,
+            Self::Invoice | Self::Quote | Self::Ticket | Self::Attachment | Self::AddressChange
+        )
+    }
+
+    /// Whether `postdesk link` and mails may hand out a link of this
+    /// purpose for a page; attachment URLs are made by the ticket page and
+    /// address confirmations by the contacts page, for one use each.
+    pub fn is_page_link(self) -> bool {
+        !matches!(self, Self::Attachment | Self::AddressChange)
     }
 }
 

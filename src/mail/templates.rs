@@ -59,6 +59,7 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "service_report",
     "my_links",
     "oauth_revoked",
+    "address_confirmation",
 ];
 
 /// Parts added to other mails, overridable like the mails: the footer with

@@ -123,8 +123,8 @@ pub async fn execute(
         .mailed("service-report", to))
 }
 
-/// The month's tickets as CSV (RFC 4180). A cell that a spreadsheet would
-/// take for a formula is prefixed with `'`: subjects come from mail.
+/// The month's tickets as CSV (RFC 4180), formulas defused ([`crate::csv`]):
+/// subjects come from mail.
 pub fn tickets_csv(tickets: &[ReportTicket], now: Millis, zone: chrono_tz::Tz) -> String {
     let time = |t: Option<Millis>| {
         t.and_then(chrono::DateTime::from_timestamp_millis)
@@ -151,36 +151,7 @@ pub fn tickets_csv(tickets: &[ReportTicket], now: Millis, zone: chrono_tz::Tz) -
             time(t.closed_at),
             format!("{:.2}", t.time_worked_minutes as f64 / 60.0),
         ];
-        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
+        out.push_str(&crate::csv::line(&cells));
     }
     out
-}
-
-fn csv_cell(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a, b"), "\"a, b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("-1"), "'-1");
-    }
 }

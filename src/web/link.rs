@@ -35,6 +35,10 @@ pub(crate) async fn open(
         Err(LinkError::Expired(claims)) => (claims, "expired"),
         Err(_) => return state.pages.not_found(),
     };
+    // Attachment URLs are served where the ticket page put them, not here.
+    if claims.purpose == LinkPurpose::Attachment {
+        return state.pages.not_found();
+    }
     let contact = current_contact(&state, &claims).await;
     let result = if contact.is_err() { "revoked" } else { result };
     let remote = connect.map(|c| c.0 .0.ip().to_string());
@@ -65,6 +69,14 @@ pub(crate) async fn open(
             super::preferences::revoked(&state)
         }
         (Err(Denied::NotFound | Denied::Expired), _) => state.pages.not_found(),
+        (Ok(_), "expired") if claims.purpose == LinkPurpose::AddressChange => {
+            state.pages.render(
+                StatusCode::GONE,
+                "notice",
+                "Confirmation expired",
+                serde_json::json!({"text": "This confirmation link has expired: ask for the address change again."}),
+            )
+        }
         (Ok(_), "expired") => super::renew::expired_page(&state, &token),
         (Ok(_), _) => {
             let path = page_path(claims.purpose, &claims.resource);

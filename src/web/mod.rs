@@ -7,10 +7,12 @@
 //! `templates/web/`.
 
 mod api;
+mod contacts_page;
 mod csrf;
 mod health;
 mod invoice;
 mod link;
+mod mail_html;
 mod my_links;
 pub mod pages;
 mod pay;
@@ -19,6 +21,8 @@ mod preferences;
 mod quote;
 mod renew;
 mod statement;
+mod ticket;
+mod tickets;
 mod webhook;
 
 use axum::extract::Request;
@@ -46,6 +50,7 @@ pub(crate) const LINK_COOKIE: &str = "pd_link";
 
 pub fn router(app: App) -> Router {
     let csp = content_security_policy(&app);
+    let reply_limit = app.config.limits.max_message_bytes;
     let state = WebState {
         pages: Pages::new(app.config.branding.clone()),
         app,
@@ -57,6 +62,38 @@ pub fn router(app: App) -> Router {
         .route("/invoice/{number}", get(invoice::show))
         .route("/quote/{number}", get(quote::show))
         .route("/statement", get(statement::show))
+        .route("/ticket/{number}", get(ticket::show))
+        .route(
+            "/ticket/{number}/reply",
+            axum::routing::post(ticket::reply).layer(axum::extract::DefaultBodyLimit::max(
+                usize::try_from(reply_limit).unwrap_or(usize::MAX),
+            )),
+        )
+        .route(
+            "/ticket/{number}/state",
+            axum::routing::post(ticket::set_state),
+        )
+        .route("/ticket/{number}/files/{token}", get(ticket::file))
+        .route("/tickets", get(tickets::show))
+        .route("/tickets/export.csv", get(tickets::export))
+        .route("/contacts", get(contacts_page::show))
+        .route("/contacts/add", axum::routing::post(contacts_page::add))
+        .route(
+            "/contacts/{id}/types",
+            axum::routing::post(contacts_page::set_types),
+        )
+        .route(
+            "/contacts/{id}/deactivate",
+            axum::routing::post(contacts_page::deactivate),
+        )
+        .route(
+            "/contacts/{id}/address",
+            axum::routing::post(contacts_page::change_address),
+        )
+        .route(
+            "/address-change/{id}",
+            get(contacts_page::show_confirmation).post(contacts_page::confirm),
+        )
         .route(
             "/preferences",
             get(preferences::show).post(preferences::save),
@@ -173,7 +210,10 @@ async fn security_headers(
     let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    // A page may set a stricter policy of its own (the ticket page).
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     set(headers, header::REFERRER_POLICY, "no-referrer");
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
@@ -239,6 +279,13 @@ pub(crate) async fn link_holder(
     };
     match check_token(state, &token, Some((purpose, resource))).await {
         Ok((_, contact)) => Ok(contact),
+        // An address confirmation is asked for again, not renewed.
+        Err(Denied::Expired) if purpose == LinkPurpose::AddressChange => Err(state.pages.render(
+            axum::http::StatusCode::GONE,
+            "notice",
+            "Confirmation expired",
+            serde_json::json!({"text": "This confirmation link has expired: ask for the address change again."}),
+        )),
         Err(Denied::Expired) => Err(renew::expired_page(state, &token)),
         // A preferences link may be old (an unsubscribe from a months-old
         // mail): say how to get a fresh one rather than just "not found".

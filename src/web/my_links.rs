@@ -169,6 +169,7 @@ async fn mail_links(
             let listed: Vec<_> = [
                 ("Your tickets", &links.tickets),
                 ("Your statement", &links.statement),
+                ("Your company's contacts", &links.contacts),
                 ("Which mails you get", &links.preferences),
             ]
             .into_iter()

@@ -68,6 +68,14 @@ const PAGES: &[(&str, &str)] = &[
         "links_sent",
         include_str!("../../templates/web/links_sent.hbs"),
     ),
+    ("ticket", include_str!("../../templates/web/ticket.hbs")),
+    ("tickets", include_str!("../../templates/web/tickets.hbs")),
+    ("contacts", include_str!("../../templates/web/contacts.hbs")),
+    (
+        "address_change",
+        include_str!("../../templates/web/address_change.hbs"),
+    ),
+    ("notice", include_str!("../../templates/web/notice.hbs")),
 ];
 
 #[derive(Clone)]
@@ -232,12 +240,49 @@ mod registry_tests {
             ("links_sent", json!({})),
             ("unsubscribed", json!({"what": "Monthly statement"})),
             ("links", json!({"csrf": "c", "notice": null})),
+            ("notice", json!({"text": "t"})),
+            (
+                "address_change",
+                json!({"id": 1, "new_email": "a@b.test", "csrf": "c"}),
+            ),
+            (
+                "tickets",
+                json!({"all_of_client": true, "search": null, "filtered": false, "has_tickets": true,
+                    "export": "/tickets/export.csv",
+                    "statuses": [{"value": "open", "label": "Open", "selected": false}],
+                    "tickets": [{"number": "T-1", "subject": "s", "status": "Open",
+                        "requester": "a@b.test", "updated": "2026-11-20 10:00", "link": "/l/x"}]}),
+            ),
+            (
+                "contacts",
+                json!({"csrf": "c", "notice": null, "contacts": [{"id": 1, "name": null,
+                    "email": "a@b.test", "is_me": true, "pending_email": null,
+                    "types": {"primary": true, "billing": false, "technical": false,
+                        "names": "standard, primary"}}]}),
+            ),
+            (
+                "ticket",
+                json!({"number": "T-1", "subject": "s", "status": "Open", "priority": "Medium",
+                    "category": null, "assignee": null, "time_worked": null,
+                    "opened": "2026-11-20 10:00", "updated": "2026-11-20 10:00",
+                    "closed": false, "can_reopen": false, "reopen_days": 7, "notice": null,
+                    "csrf": "c", "max_mb": 25, "tickets_link": "/l/t",
+                    "messages": [{"author": "A", "staff": false, "date": "2026-11-20 10:00",
+                        "text": "t", "html": null, "whole_text": null, "has_files": true,
+                        "files": [{"name": "a.png", "size": "1 KB", "url": "/x"}]}]}),
+            ),
             (
                 "preferences",
                 json!({"csrf": "c", "notice": null, "kinds": [
                     {"name": "statement", "label": "Statement", "wanted": true}]}),
             ),
         ] {
+            let mut full = data.clone();
+            full["title"] = json!("T");
+            full["brand"] = json!(pages.branding);
+            if let Err(e) = pages.registry.render(name, &full) {
+                panic!("{name}: {e}");
+            }
             let response = pages.render(StatusCode::OK, name, "T", data);
             assert_eq!(response.status(), StatusCode::OK, "{name}");
         }

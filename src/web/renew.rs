@@ -51,6 +51,8 @@ fn described(purpose: LinkPurpose, resource: &str) -> String {
         LinkPurpose::PaymentMethods => "your payment methods".into(),
         LinkPurpose::Contacts => "your company's contacts".into(),
         LinkPurpose::Preferences => "your mail preferences".into(),
+        LinkPurpose::Attachment => "a file of your ticket".into(),
+        LinkPurpose::AddressChange => "your address change".into(),
     }
 }
 

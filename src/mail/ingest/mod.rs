@@ -59,6 +59,9 @@ pub enum Source<'a> {
     /// A technician's action through the admin API, written as the mail they
     /// would have sent, so it takes the same path (and the same checks).
     AdminApi,
+    /// A client's reply or files posted on their ticket page, written as the
+    /// mail they would have sent, like [`Source::AdminApi`].
+    Portal,
 }
 
 impl Source<'_> {
@@ -66,7 +69,7 @@ impl Source<'_> {
     fn mailbox_at(&self) -> Option<(&str, MailboxUid)> {
         match self {
             Source::Mailbox { mailbox, at } => Some((mailbox.name.as_str(), *at)),
-            Source::Pipe | Source::AdminApi => None,
+            Source::Pipe | Source::AdminApi | Source::Portal => None,
         }
     }
 
@@ -75,6 +78,7 @@ impl Source<'_> {
             Source::Mailbox { mailbox, .. } => format!("mailbox:{}", mailbox.name),
             Source::Pipe => "ingest".into(),
             Source::AdminApi => "admin-api".into(),
+            Source::Portal => "portal".into(),
         }
     }
 }
@@ -308,7 +312,7 @@ impl Ingestor {
     fn mailbox_of<'a>(&'a self, source: &Source<'a>) -> Option<&'a MailboxConfig> {
         match source {
             Source::Mailbox { mailbox, .. } => Some(mailbox),
-            Source::Pipe | Source::AdminApi => self.config.mailboxes.first(),
+            Source::Pipe | Source::AdminApi | Source::Portal => self.config.mailboxes.first(),
         }
     }
 
