@@ -52,10 +52,12 @@ impl SenderState {
     }
 }
 
-/// Backoff after `attempts` failed attempts: 30 s doubling, capped at 4 h.
+/// Backoff after `attempts` failed attempts: 30 s after the first, doubling,
+/// capped at an hour (like an MTA's: after a long SMTP outage, mail goes out
+/// within the hour once the server is back).
 pub fn retry_delay(attempts: i64) -> Duration {
-    let exp = attempts.clamp(0, 10) as u32;
-    Duration::from_secs((30u64 << exp).min(4 * 3600))
+    let exp = (attempts - 1).clamp(0, 10) as u32;
+    Duration::from_secs((30u64 << exp).min(3600))
 }
 
 impl OutboxSender {
@@ -237,8 +239,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert_eq!(retry_delay(1), Duration::from_secs(60));
+        assert_eq!(retry_delay(1), Duration::from_secs(30));
+        assert_eq!(retry_delay(2), Duration::from_secs(60));
         assert!(retry_delay(5) > retry_delay(4));
-        assert_eq!(retry_delay(30), Duration::from_secs(4 * 3600));
+        assert_eq!(retry_delay(30), Duration::from_secs(3600));
     }
 }

@@ -43,6 +43,8 @@ pub enum ImapError {
     Protocol(#[from] async_imap::error::Error),
     #[error("IMAP server closed the connection")]
     Closed,
+    #[error("the folder's UIDVALIDITY changed: syncing it again in a new session")]
+    UidValidityChanged,
     #[error("ingest: {0}")]
     Ingest(#[from] IngestError),
     #[error("database: {0}")]
@@ -259,7 +261,15 @@ async fn run_session(
                 }
                 _ = tokio::time::sleep(mailbox.poll_interval) => {}
             }
-            session.noop().await?;
+        }
+        // Selecting the folder again shows whether it is still the one the
+        // checkpoint is about: a folder deleted and recreated by another
+        // client has a new UIDVALIDITY (and the server may not say so to a
+        // session that has the old one selected). A new session re-syncs.
+        let reselected = session.select(&mailbox.folder).await?;
+        if reselected.uid_validity.unwrap_or(0) != uidvalidity {
+            let _ = session.logout().await;
+            return Err(ImapError::UidValidityChanged);
         }
     }
 }
@@ -282,10 +292,11 @@ struct Ready {
 /// Ingests every message above the checkpoint; returns how many were applied.
 ///
 /// A backlog goes through in chunks, pipelined: while one chunk is applied
-/// to the database, the next one is already fetched and is being written to
-/// the blob store, synced and parsed on a blocking thread. A chunk is applied
-/// only after its own sync, so no commit ever refers to raw mail that a crash
-/// could lose.
+/// to the database, the IMAP session flags and moves the chunk applied
+/// before it and fetches the next one, which is then written to the blob
+/// store, synced and parsed on a blocking thread. A chunk is applied only
+/// after its own sync, so no commit ever refers to raw mail that a crash
+/// could lose, and a message is moved only after its commit.
 async fn ingest_new(
     ingestor: &Ingestor,
     mailbox: &MailboxConfig,
@@ -311,40 +322,67 @@ async fn ingest_new(
     let mut sizes: Vec<(u32, u32)> = sizes.into_iter().filter(|(uid, _)| *uid > last).collect();
     sizes.sort_unstable();
     let mut chunks = sizes.chunks(CHUNK);
-    let mut keeping: Option<tokio::task::JoinHandle<Result<Vec<Ready>, StorageError>>> = None;
+    let limit = ingestor.config.limits.max_message_bytes;
+    let mut keeping: Option<Keeping> = None;
+    // Applied (committed) but not yet flagged and moved.
+    let mut unmarked: Vec<u32> = Vec::new();
     let mut applied = 0;
     loop {
-        let next = match chunks.next() {
-            Some(chunk) if !cancel.is_cancelled() => {
-                let fetched =
-                    fetch_chunk(session, chunk, ingestor.config.limits.max_message_bytes).await?;
-                let store = ingestor.store.clone();
-                Some(tokio::task::spawn_blocking(move || {
-                    keep_chunk(&store, fetched)
-                }))
-            }
-            _ => None,
+        let next_chunk = if cancel.is_cancelled() {
+            None
+        } else {
+            chunks.next()
         };
-        if let Some(current) = keeping.take() {
+        let current = keeping.take();
+        // The IMAP session marks what the last round applied and fetches the
+        // next chunk while the database applies the current one.
+        let session_side = async {
+            mark_processed(session, mailbox, has_move, &unmarked).await?;
+            let Some(chunk) = next_chunk else {
+                return Ok::<_, ImapError>(None);
+            };
+            let fetched = fetch_chunk(session, chunk, limit).await?;
+            let store = ingestor.store.clone();
+            Ok(Some(tokio::task::spawn_blocking(move || {
+                keep_chunk(&store, fetched)
+            })))
+        };
+        let database_side = async {
+            let Some(current) = current else {
+                return Ok(None);
+            };
             let ready = current
                 .await
-                .map_err(|e| ImapError::Ingest(IngestError::Temporary(e.to_string())))??;
-            let (processed, failure) =
-                apply_chunk(ingestor, mailbox, uidvalidity, &ready, cancel).await;
-            mark_processed(session, mailbox, has_move, &processed).await?;
+                .map_err(|e| IngestError::Temporary(e.to_string()))??;
+            Ok::<_, ImapError>(Some(
+                apply_chunk(ingestor, mailbox, uidvalidity, &ready, cancel).await,
+            ))
+        };
+        let (next, done) = tokio::join!(session_side, database_side);
+        unmarked.clear();
+        let (next, done) = (next?, done?);
+        if let Some((processed, failure)) = done {
             applied += processed.len();
+            unmarked = processed;
             if let Some(e) = failure {
                 // This and later messages stay on the server for the next try
                 // (the next chunk's blobs are kept; applying them later is the same).
+                mark_processed(session, mailbox, has_move, &unmarked).await?;
                 return Err(e.into());
             }
         }
         match next {
             Some(handle) => keeping = Some(handle),
-            None => return Ok(applied),
+            None => {
+                mark_processed(session, mailbox, has_move, &unmarked).await?;
+                return Ok(applied);
+            }
         }
     }
 }
+
+/// A chunk being kept on a blocking thread.
+type Keeping = tokio::task::JoinHandle<Result<Vec<Ready>, StorageError>>;
 
 /// Fetches one chunk of `(uid, size)`: whole messages, and only the header of
 /// those over `limit`.
