@@ -197,6 +197,19 @@ impl PrivateMail {
         assert!(status.success(), "postqueue -f failed");
     }
 
+    /// Ends every IMAP session of `user` (its clients must sign in again).
+    fn kick(&self, user: &str) {
+        let status = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.dovecot_conf())
+            .args(["kick", user])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("doveadm runs");
+        assert!(status.success(), "doveadm kick failed");
+    }
+
     async fn stop_dovecot(&self) {
         let pid = read_pid(&self.dir.path().join("run/dovecot/master.pid"));
         terminate(pid, "dovecot master").await;
@@ -260,14 +273,21 @@ fn request(t: &TestEnv, from: &str, n: &str) -> Vec<u8> {
 
 /// Appends `raw` to the support INBOX over IMAP.
 async fn append(app: &App, raw: &[u8]) {
+    append_to(app, "INBOX", &[raw.to_vec()]).await;
+}
+
+/// Appends each of `raws`, in order, to `folder` of the support mailbox.
+async fn append_to(app: &App, folder: &str, raws: &[Vec<u8>]) {
     let mailbox = app.config.mailboxes[0].clone();
     let mut session = postdesk::mail::imap::connect(&mailbox)
         .await
         .expect("IMAP login");
-    session
-        .append("INBOX", None, None, raw)
-        .await
-        .expect("APPEND");
+    for raw in raws {
+        session
+            .append(folder, None, None, raw)
+            .await
+            .expect("APPEND");
+    }
     session.logout().await.unwrap();
 }
 
@@ -494,5 +514,116 @@ async fn imap_server_restarted_during_idle_misses_and_doubles_nothing() {
         "{} messages left in the INBOX",
         inbox.len()
     );
+    daemon.stop().await;
+}
+
+/// The UIDVALIDITY of `folder` of the support mailbox, as a client sees it.
+async fn uid_validity(app: &App, folder: &str) -> u32 {
+    let mailbox = app.config.mailboxes[0].clone();
+    let mut session = postdesk::mail::imap::connect(&mailbox).await.unwrap();
+    let selected = session.examine(folder).await.unwrap();
+    session.logout().await.unwrap();
+    selected.uid_validity.expect("UIDVALIDITY")
+}
+
+/// Case 3: the watched folder is deleted and recreated (new UIDVALIDITY,
+/// UIDs from 1 again) with new requests first and the already ingested ones
+/// re-appended after them. The new ones have UIDs at or below the old
+/// checkpoint, so a watcher that ignored UIDVALIDITY would miss them; the
+/// old ones must be recognised by Message-ID, not opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uidvalidity_change_resyncs_without_duplicates_or_misses() {
+    let mail = PrivateMail::start();
+    let mut t = TestEnv::new().await;
+    t.mail = mail.servers();
+    let toml = t.config_toml("").replace(
+        "processed_folder = \"Processed\"",
+        "folder = \"Support\"\nprocessed_folder = \"Processed\"",
+    );
+    let config = postdesk::config::Config::from_toml_with_env(
+        &toml,
+        "test.toml",
+        &std::collections::BTreeMap::new(),
+    )
+    .expect("test config is valid");
+    let clock: postdesk::clock::SharedClock = std::sync::Arc::new(postdesk::clock::SystemClock);
+    let app = App::open(config, clock).await.expect("app opens");
+    t.import_customer(&app).await;
+    let servers = mail.servers();
+    {
+        let mailbox = app.config.mailboxes[0].clone();
+        let mut session = postdesk::mail::imap::connect(&mailbox).await.unwrap();
+        session.create("Support").await.expect("CREATE Support");
+        session.logout().await.unwrap();
+    }
+    let daemon = RunningDaemon::start(app.clone());
+
+    let old: Vec<String> = (1..=3).map(|i| sender(&t, &format!("o{i}"))).collect();
+    let old_raw: Vec<Vec<u8>> = old
+        .iter()
+        .enumerate()
+        .map(|(i, s)| request(&t, s, &format!("o{}", i + 1)))
+        .collect();
+    append_to(&app, "Support", &old_raw).await;
+    wait_for(
+        "the first three tickets",
+        Duration::from_secs(60),
+        || async { (ticket_subjects(&app).await.len() == 3).then_some(()) },
+    )
+    .await;
+    wait_for(
+        "the Support folder emptied",
+        Duration::from_secs(60),
+        || async {
+            read_folder(&servers, &t.support, "Support")
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    let before = uid_validity(&app, "Support").await;
+
+    // Recreate the folder: new UIDVALIDITY, UIDs restart at 1.
+    {
+        let mailbox = app.config.mailboxes[0].clone();
+        let mut session = postdesk::mail::imap::connect(&mailbox).await.unwrap();
+        session.delete("Support").await.expect("DELETE Support");
+        session.create("Support").await.expect("CREATE Support");
+        session.logout().await.unwrap();
+    }
+    let after = uid_validity(&app, "Support").await;
+    assert_ne!(before, after, "the recreated folder has a new UIDVALIDITY");
+    // The watcher's session still has the deleted folder selected (Dovecot
+    // does not end it); end it as a server restart would, so the watcher
+    // signs in again and meets the new UIDVALIDITY.
+    mail.kick(&t.support);
+    let changed = Instant::now();
+    let new: Vec<String> = (1..=2).map(|i| sender(&t, &format!("n{i}"))).collect();
+    let mut raws: Vec<Vec<u8>> = new
+        .iter()
+        .enumerate()
+        .map(|(i, s)| request(&t, s, &format!("n{}", i + 1)))
+        .collect();
+    raws.extend(old_raw.iter().cloned());
+    append_to(&app, "Support", &raws).await;
+
+    wait_for(
+        "the new requests ingested and the re-appended ones processed",
+        Duration::from_secs(180),
+        || async {
+            let n = ticket_subjects(&app).await.len();
+            let left = read_folder(&servers, &t.support, "Support").await.len();
+            (n >= 5 && left == 0).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "recovery: {} ms after the UIDVALIDITY change until the folder was re-synced",
+        changed.elapsed().as_millis()
+    );
+    let mut all = old;
+    all.extend(new);
+    assert_each_once(&app, &mail, &all).await;
     daemon.stop().await;
 }
