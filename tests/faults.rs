@@ -330,15 +330,14 @@ async fn leftover_claims(app: &App) -> i64 {
 /// gives a late duplicate time to show up, and asserts the end state:
 /// one ticket per request, one acknowledgement sent and delivered per
 /// sender, nothing left pending or claimed.
-async fn assert_each_once(app: &App, mail: &PrivateMail, senders: &[String]) {
-    let servers = mail.servers();
+async fn assert_each_once(app: &App, servers: &MailServers, senders: &[String]) {
     wait_for(
         "an acknowledgement delivered to every sender",
         Duration::from_secs(180),
         || async {
             senders
                 .iter()
-                .all(|s| acks_in_maildir(&servers, s) >= 1)
+                .all(|s| acks_in_maildir(servers, s) >= 1)
                 .then_some(())
         },
     )
@@ -368,7 +367,7 @@ async fn assert_each_once(app: &App, mail: &PrivateMail, senders: &[String]) {
     let wrong: Vec<String> = senders
         .iter()
         .filter_map(|s| {
-            let n = acks_in_maildir(&servers, s);
+            let n = acks_in_maildir(servers, s);
             (n != 1).then(|| format!("{s}: {n}"))
         })
         .collect();
@@ -445,7 +444,7 @@ async fn smtp_server_stopped_for_a_while_sends_each_ack_once_when_back() {
     );
     let mut all = vec![first];
     all.extend(down);
-    assert_each_once(&app, &mail, &all).await;
+    assert_each_once(&app, &mail.servers(), &all).await;
     daemon.stop().await;
 }
 
@@ -506,7 +505,7 @@ async fn imap_server_restarted_during_idle_misses_and_doubles_nothing() {
     let mut all = vec![first];
     all.extend(during);
     all.extend(after);
-    assert_each_once(&app, &mail, &all).await;
+    assert_each_once(&app, &mail.servers(), &all).await;
     // Nothing left behind in the INBOX: all moved to Processed.
     let inbox = read_folder(&servers, &t.support, "INBOX").await;
     assert!(
@@ -624,6 +623,161 @@ async fn uidvalidity_change_resyncs_without_duplicates_or_misses() {
     );
     let mut all = old;
     all.extend(new);
-    assert_each_once(&app, &mail, &all).await;
+    assert_each_once(&app, &mail.servers(), &all).await;
+    daemon.stop().await;
+}
+
+/// A private PostgreSQL cluster (tests/harness/start-pg.sh on a free port).
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl PrivatePg {
+    fn start() -> PrivatePg {
+        let dir = tempfile::Builder::new()
+            .prefix("postdesk-faults-pg.")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL installed")
+            .map(|e| e.unwrap().path().join("bin"))
+            .collect();
+        bins.sort();
+        let bin = bins.pop().expect("a PostgreSQL version");
+        let output = Command::new("bash")
+            .arg(harness("start-pg.sh"))
+            .arg(dir.path())
+            .env("PG_PORT", port.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs");
+        assert!(
+            output.status.success(),
+            "start-pg.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PrivatePg { dir, port, bin }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://helpdesk@127.0.0.1:{}/helpdesk", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("postgres.log");
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut all = vec![
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            pg_ctl.to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-t",
+            "30",
+        ];
+        all.extend_from_slice(args);
+        detached(&all, &self.dir.path().join("pg_ctl.log"));
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(harness("stop-pg.sh"))
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Case 4: the database goes away under the running daemon and comes back.
+/// On PostgreSQL a private cluster is stopped (fast shutdown) and started
+/// again; on SQLite another writer holds an exclusive lock on the database
+/// file for a few seconds. Mail that arrives during and after is applied
+/// once and acknowledged once, and the same daemon recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_recovers_without_restarting_the_daemon() {
+    let postgres = std::env::var("POSTDESK_TEST_DB").as_deref() == Ok("postgres");
+    let mut t = TestEnv::new().await;
+    let pg = postgres.then(PrivatePg::start);
+    if let Some(pg) = &pg {
+        t.db_url = pg.url();
+    }
+    let app = t.app("").await;
+    t.import_customer(&app).await;
+    let daemon = RunningDaemon::start(app.clone());
+
+    let first = sender(&t, "c0");
+    append(&app, &request(&t, &first, "r0")).await;
+    wait_for(
+        "the first acknowledgement",
+        Duration::from_secs(60),
+        || async { (acks_in_maildir(&t.mail, &first) == 1).then_some(()) },
+    )
+    .await;
+
+    // The outage.
+    let mut lock = None;
+    match &pg {
+        Some(pg) => pg.pg_ctl(&["-m", "fast", "stop"]),
+        None => {
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&t.db_url)
+                .await
+                .unwrap();
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut conn)
+                .await
+                .expect("exclusive lock on the database file");
+            lock = Some(conn);
+        }
+    }
+    let during: Vec<String> = (1..=2).map(|i| sender(&t, &format!("d{i}"))).collect();
+    for (i, s) in during.iter().enumerate() {
+        append(&app, &request(&t, s, &format!("d{}", i + 1))).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Back.
+    match (&pg, lock.take()) {
+        (Some(pg), _) => pg.pg_ctl(&["start"]),
+        (None, Some(mut conn)) => {
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            <sqlx::AnyConnection as sqlx::Connection>::close(conn)
+                .await
+                .unwrap();
+        }
+        (None, None) => unreachable!("the lock was taken"),
+    }
+    let back = Instant::now();
+    let after: Vec<String> = (1..=2).map(|i| sender(&t, &format!("a{i}"))).collect();
+    for (i, s) in after.iter().enumerate() {
+        append(&app, &request(&t, s, &format!("a{}", i + 1))).await;
+    }
+    wait_for(
+        "every message ingested after the database came back",
+        Duration::from_secs(180),
+        || async { (ticket_subjects(&app).await.len() >= 5).then_some(()) },
+    )
+    .await;
+    println!(
+        "recovery: {} ms after the database came back until all 4 messages were ingested",
+        back.elapsed().as_millis()
+    );
+    let mut all = vec![first];
+    all.extend(during);
+    all.extend(after);
+    assert_each_once(&app, &t.mail, &all).await;
     daemon.stop().await;
 }
