@@ -781,3 +781,121 @@ async fn database_outage_recovers_without_restarting_the_daemon() {
     assert_each_once(&app, &t.mail, &all).await;
     daemon.stop().await;
 }
+
+/// A tiny tmpfs mounted at a path of the test; unmounted on drop.
+struct TinyFs {
+    path: PathBuf,
+}
+
+impl TinyFs {
+    fn mount(path: &Path, size: &str) -> TinyFs {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mount tmpfs (the tests run as root)");
+        TinyFs {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Writes a filler file until the file system is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            if f.write_all(&chunk).and_then(|_| f.flush()).is_err() {
+                break;
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+async fn quarantined(app: &App) -> i64 {
+    let mut conn = app.db.conn().await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM quarantine")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    n
+}
+
+/// Case 5: the storage dir's file system is full. A new message cannot be
+/// kept, so it stays on the IMAP server — not moved to Processed, not
+/// quarantined, nothing lost — and is ingested once after space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_storage_disk_leaves_mail_on_the_server_until_space_is_freed() {
+    let t = TestEnv::new().await;
+    let storage = TinyFs::mount(&t.dir.path().join("storage"), "2m");
+    let app = t.app("").await;
+    t.import_customer(&app).await;
+    let daemon = RunningDaemon::start(app.clone());
+
+    let first = sender(&t, "c0");
+    append(&app, &request(&t, &first, "r0")).await;
+    wait_for("the first ticket", Duration::from_secs(60), || async {
+        (ticket_subjects(&app).await.len() == 1).then_some(())
+    })
+    .await;
+
+    let filler = storage.fill();
+    let late = sender(&t, "c1");
+    append(&app, &request(&t, &late, "r1")).await;
+    // The watcher fetches it and fails to keep it, more than once.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        ticket_subjects(&app).await.len(),
+        1,
+        "no ticket without its raw mail kept"
+    );
+    assert_eq!(quarantined(&app).await, 0, "not quarantined");
+    let inbox = read_folder(&t.mail, &t.support, "INBOX").await;
+    assert_eq!(inbox.len(), 1, "the message stays in the INBOX");
+    assert_eq!(
+        header(&inbox[0], "Message-ID").as_deref(),
+        Some(format!("<r1-{}@customer.test>", t.tag).as_str())
+    );
+    assert_eq!(
+        read_folder(&t.mail, &t.support, "Processed").await.len(),
+        1,
+        "only the first message was moved to Processed"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    let freed = Instant::now();
+    wait_for(
+        "the message ingested after space was freed",
+        Duration::from_secs(180),
+        || async { (ticket_subjects(&app).await.len() >= 2).then_some(()) },
+    )
+    .await;
+    println!(
+        "recovery: {} ms after space was freed until the waiting message was ingested",
+        freed.elapsed().as_millis()
+    );
+    assert_each_once(&app, &t.mail, &[first, late]).await;
+    assert_eq!(quarantined(&app).await, 0, "nothing quarantined");
+    assert!(
+        read_folder(&t.mail, &t.support, "INBOX").await.is_empty(),
+        "the INBOX emptied"
+    );
+    daemon.stop().await;
+    drop(app);
+}
