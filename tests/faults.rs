@@ -427,6 +427,8 @@ async fn smtp_server_stopped_for_a_while_sends_each_ack_once_when_back() {
         );
     }
 
+    let waiting: Vec<i64> = acks(&app).await.iter().map(|m| m.attempts).collect();
+    println!("acknowledgement attempts while Postfix was down: {waiting:?}");
     mail.start_postfix().await;
     let back = Instant::now();
     wait_for(
