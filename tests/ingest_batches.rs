@@ -23,18 +23,6 @@ async fn fill_inbox(app: &postdesk::app::App, mails: &[Vec<u8>]) {
     session.logout().await.unwrap();
 }
 
-async fn ticket_subjects(app: &postdesk::app::App) -> Vec<String> {
-    let mut conn = app.db.conn().await.unwrap();
-    let mut subjects: Vec<String> = tickets::list_tickets(&mut conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.subject)
-        .collect();
-    subjects.sort();
-    subjects
-}
-
 /// Makes the database refuse any ticket whose subject starts with `poison`,
 /// as a failure of that one message would.
 async fn poison_tickets(app: &postdesk::app::App) {

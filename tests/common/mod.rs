@@ -403,3 +403,91 @@ pub fn acks_in_maildir(mail: &MailServers, address: &str) -> usize {
         })
         .sum()
 }
+
+/// The subjects of all tickets, sorted.
+pub async fn ticket_subjects(app: &App) -> Vec<String> {
+    let mut conn = app.db.conn().await.unwrap();
+    let mut subjects: Vec<String> = postdesk::db::tickets::list_tickets(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.subject)
+        .collect();
+    subjects.sort();
+    subjects
+}
+
+/// Every acknowledgement in the outbox.
+pub async fn acks(app: &App) -> Vec<postdesk::db::outbox::OutboxEntry> {
+    let mut conn = app.db.conn().await.unwrap();
+    postdesk::db::outbox::list(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "acknowledgement")
+        .collect()
+}
+
+/// Rows still claimed by a worker whose lease is over (or pending at all).
+pub async fn leftover_claims(app: &App) -> i64 {
+    let mut conn = app.db.conn().await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' OR \
+         (claimed_by IS NOT NULL AND status <> 'sent' AND status <> 'failed')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    n
+}
+
+/// Waits until every sender has an acknowledgement in its Maildir, then
+/// gives a late duplicate time to show up, and asserts the end state:
+/// one ticket per request, one acknowledgement sent and delivered per
+/// sender, nothing left pending or claimed.
+pub async fn assert_each_once(app: &App, servers: &MailServers, senders: &[String]) {
+    wait_for(
+        "an acknowledgement delivered to every sender",
+        Duration::from_secs(180),
+        || async {
+            senders
+                .iter()
+                .all(|s| acks_in_maildir(servers, s) >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let subjects = ticket_subjects(app).await;
+    let mut unique = subjects.clone();
+    unique.dedup();
+    assert_eq!(
+        subjects.len(),
+        senders.len(),
+        "one ticket per message: {subjects:?}"
+    );
+    assert_eq!(
+        unique.len(),
+        senders.len(),
+        "no message twice: {subjects:?}"
+    );
+    let acks = acks(app).await;
+    assert_eq!(acks.len(), senders.len(), "one acknowledgement per ticket");
+    assert!(
+        acks.iter().all(|m| m.status == "sent"),
+        "every acknowledgement sent: {acks:?}"
+    );
+    assert_eq!(leftover_claims(app).await, 0, "no outbox row left claimed");
+    let wrong: Vec<String> = senders
+        .iter()
+        .filter_map(|s| {
+            let n = acks_in_maildir(servers, s);
+            (n != 1).then(|| format!("{s}: {n}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "senders without exactly one acknowledgement: {wrong:?}"
+    );
+}
