@@ -9,6 +9,11 @@
 # The machine has only the stable toolchain; cargo-fuzz passes unstable -Z
 # flags to rustc, which RUSTC_BOOTSTRAP=1 allows. No sanitizer: the code is
 # safe Rust, and what is looked for is a panic or a hang.
+#
+# FUZZ_TARGETS (default: both) picks targets; FUZZ_JOBS=N runs N independent
+# libFuzzer processes sharing the corpus (use the machine's cores for a long
+# run; their execution counts are summed); FUZZ_LOG_DIR keeps the full
+# libFuzzer logs (default: a temporary directory).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -19,16 +24,34 @@ cd fuzz
 mkdir -p corpus/inbound_mail corpus/signed_link
 find ../fixtures -name '*.eml' -exec cp -n {} corpus/inbound_mail/ \;
 cargo fuzz build --sanitizer none -O
-LOGS=$(mktemp -d)
-trap 'rm -rf "$LOGS"' EXIT
-for target in inbound_mail signed_link; do
+if [ -n "${FUZZ_LOG_DIR:-}" ]; then
+  LOGS=$FUZZ_LOG_DIR
+  mkdir -p "$LOGS"
+else
+  LOGS=$(mktemp -d)
+  trap 'rm -rf "$LOGS"' EXIT
+fi
+JOBS=${FUZZ_JOBS:-1}
+for target in ${FUZZ_TARGETS:-inbound_mail signed_link}; do
   echo "== $target, ${SECONDS_PER_TARGET}s"
-  if ! cargo fuzz run --sanitizer none -O "$target" "corpus/$target" -- \
-    -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
-    -max_len=131072 -print_final_stats=1 >"$LOGS/$target" 2>&1; then
+  JOB_ARGS=()
+  if [ "$JOBS" -gt 1 ]; then
+    # each job logs to $LOGS/$target-jobs/fuzz-N.log
+    mkdir -p "$LOGS/$target-jobs"
+    JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS" -close_fd_mask=1)
+  fi
+  if ! (cd "$LOGS/$target-jobs" 2>/dev/null || true
+    cargo fuzz run --fuzz-dir "$ROOT/fuzz" --sanitizer none -O "$target" \
+      "$ROOT/fuzz/corpus/$target" -- \
+      -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+      -max_len=131072 -print_final_stats=1 "${JOB_ARGS[@]}") >"$LOGS/$target" 2>&1; then
     tail -n 60 "$LOGS/$target" >&2
     echo "fuzz.sh: $target failed; its input is under fuzz/artifacts/$target/" >&2
     exit 1
   fi
+  if [ "$JOBS" -gt 1 ]; then
+    cat "$LOGS/$target-jobs"/fuzz-*.log >>"$LOGS/$target"
+  fi
   grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|INFO: seed corpus)' "$LOGS/$target" || true
+  awk '/^stat::number_of_executed_units/ {n += $2} END {printf "%s: %d executions in all\n", "'"$target"'", n}' "$LOGS/$target"
 done
