@@ -263,3 +263,136 @@ async fn three_replicas_ingest_a_backlog_while_one_is_killed() {
         r.wait().unwrap();
     }
 }
+
+async fn sent_count(app: &postdesk::app::App) -> usize {
+    let mut conn = app.db.conn().await.unwrap();
+    outbox::list(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.kind == "acknowledgement" && m.status == "sent")
+        .count()
+}
+
+/// A sender of one of `pids` that has just handed a mail to the SMTP server
+/// and not yet recorded it: its journal (`outbox-inflight/PID-random`)
+/// holds that mail's outbox id, one of `ids`.
+fn sender_in_flight(
+    journal_dir: &Path,
+    pids: &[u32],
+    ids: &std::collections::HashSet<i64>,
+) -> Option<(u32, i64)> {
+    for entry in std::fs::read_dir(journal_dir).ok()? {
+        let name = entry.ok()?.file_name().into_string().ok()?;
+        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        let text = std::fs::read_to_string(journal_dir.join(&name)).unwrap_or_default();
+        if let Some(id) = text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| ids.contains(id))
+        {
+            return Some((pid, id));
+        }
+    }
+    None
+}
+
+/// A replica killed (SIGKILL) in the middle of an SMTP transaction — after
+/// the mail was handed to the server, before the database recorded it —
+/// while another replica sends from the same outbox: the surviving replica
+/// settles that mail from the dead one's journal instead of sending it
+/// again, takes over the rest of its claims, and every acknowledgement is
+/// sent and delivered exactly once. (SQLite runs one process; tests/crash.rs
+/// kills that one while it sends.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_while_sending_leaves_every_mail_sent_once() {
+    if !on_postgres() {
+        return;
+    }
+    const MAILS: usize = 600;
+    let t = TestEnv::new().await;
+    let config = config_file(&t);
+    let app = t.app("").await;
+    let senders: Vec<String> = (0..MAILS)
+        .map(|i| t.addr(&format!("s{i}"), "customer.test"))
+        .collect();
+    for (i, from) in senders.iter().enumerate() {
+        let raw = simple_mail(
+            from,
+            &t.support,
+            &format!("Sending {i}"),
+            &format!("rs{i}-{}@sending.test", t.tag),
+            "please help",
+        );
+        ingest(&app, &raw).await;
+    }
+    let ack_ids: std::collections::HashSet<i64> = acks(&app)
+        .await
+        .iter()
+        .filter(|m| m.status == "pending")
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        ack_ids.len(),
+        MAILS,
+        "one acknowledgement queued per request"
+    );
+
+    let log = |n: usize| t.dir.path().join(format!("sender{n}.log"));
+    let mut replicas: Vec<std::process::Child> =
+        (0..2).map(|n| start_daemon(&config, &log(n))).collect();
+    let pids: Vec<u32> = replicas.iter().map(|r| r.id()).collect();
+    wait_for(
+        "both replicas sending",
+        Duration::from_secs(120),
+        || async { (sent_count(&app).await >= MAILS / 10).then_some(()) },
+    )
+    .await;
+    // Poll the journals closely and kill the first sender caught between
+    // "the server has the acknowledgement" and "the database says sent"
+    // (acknowledgements: assert_each_once counts them in the Maildirs).
+    let journal_dir = postdesk::jobs::send_journal::journal_dir(&app.config.storage.dir);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (victim_pid, in_flight) = loop {
+        if let Some(found) = sender_in_flight(&journal_dir, &pids, &ack_ids) {
+            // SAFETY: kill(2) on a child process this test started.
+            let rc = unsafe { libc::kill(found.0 as i32, libc::SIGKILL) };
+            assert_eq!(rc, 0, "SIGKILL to the sending replica");
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sender caught with a mail in flight"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let victim = replicas.iter().position(|r| r.id() == victim_pid).unwrap();
+    let mut dead = replicas.remove(victim);
+    dead.wait().unwrap();
+    let sent_at_kill = sent_count(&app).await;
+    assert!(sent_at_kill < MAILS, "killed in the middle of sending");
+
+    wait_for(
+        "every acknowledgement sent",
+        Duration::from_secs(300),
+        || async {
+            let mut conn = app.db.conn().await.unwrap();
+            (outbox::pending_count(&mut conn).await.unwrap() == 0).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "killed with outbox row {in_flight} in flight and {sent_at_kill} of {MAILS} acknowledgements sent"
+    );
+    assert_each_once(&app, &t.mail, &senders).await;
+    for mut r in replicas {
+        r.kill().unwrap();
+        r.wait().unwrap();
+    }
+}
