@@ -9,6 +9,8 @@
 //! `detail` holds a few ids and words. The constructors below take the
 //! typed pieces, so a caller names what happened rather than pasting text.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::clock::Millis;
@@ -173,7 +175,7 @@ pub struct AuditEvent {
     pub actor: Actor,
     pub client_id: Option<i64>,
     /// A short machine word: `ticket.reply`, `invoice.pay`, `command.close`.
-    pub action: &'static str,
+    pub action: Cow<'static, str>,
     /// What it was about: `ticket:T-1042`, `invoice:INV-0042`.
     pub resource: Option<String>,
     pub outcome: Outcome,
@@ -185,13 +187,13 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event of `kind` at `at` (from the Clock), by nobody known, with
     /// outcome `ok`; the builders below fill in the rest.
-    pub fn new(kind: AuditKind, action: &'static str, at: Millis) -> AuditEvent {
+    pub fn new(kind: AuditKind, action: impl Into<Cow<'static, str>>, at: Millis) -> AuditEvent {
         AuditEvent {
             at,
             kind,
             actor: Actor::Anonymous,
             client_id: None,
-            action,
+            action: action.into(),
             resource: None,
             outcome: Outcome::Ok,
             origin: Origin::default(),

@@ -25,7 +25,7 @@ pub async fn record(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), 
     .bind(event.actor.kind())
     .bind(event.actor.id())
     .bind(event.client_id)
-    .bind(event.action)
+    .bind(event.action.as_ref())
     .bind(event.resource.clone())
     .bind(event.outcome.as_str())
     .bind(event.origin.remote_addr.clone())
@@ -161,6 +161,15 @@ pub async fn any_older_than(conn: &mut AnyConnection, cutoff: Millis) -> Result<
             .fetch_optional(&mut *conn)
             .await?;
     Ok(row.is_some())
+}
+
+/// How many entries occurred before `cutoff` (a dry run of the prune).
+pub async fn count_older_than(conn: &mut AnyConnection, cutoff: Millis) -> Result<i64, DbError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE occurred_at < $1")
+        .bind(cutoff)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n)
 }
 
 /// How often `contact_id`'s signed links were opened (`/l/<token>`).

@@ -130,7 +130,7 @@ pub(crate) async fn record_alone(state: &WebState, event: &AuditEvent) {
         Err(e) => Err(e),
     };
     if let Err(e) = result {
-        tracing::warn!(error = %e, action = event.action, "could not append to the audit log");
+        tracing::warn!(error = %e, action = %event.action, "could not append to the audit log");
     }
 }
 
@@ -200,4 +200,105 @@ async fn client_of(state: &WebState, contact_id: i64) -> Option<i64> {
         .ok()
         .flatten()
         .and_then(|c| c.client_id)
+}
+
+/// The layer of the admin API (outside the token check, so refused calls
+/// are recorded too): method, route, the token's name, the status. The
+/// action is the route's words (`invoices.send`, `clients.create`), the
+/// resource its first parameter (`invoice:INV-0042`). Bodies are never read.
+pub(crate) async fn api_layer(
+    State(state): State<WebState>,
+    matched: Option<axum::extract::MatchedPath>,
+    params: RawPathParams,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = RequestOrigin::of(request.extensions(), request.headers()).0;
+    let method = request.method().clone();
+    let route = matched
+        .as_ref()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "(unknown)".into());
+    let first_param = params
+        .iter()
+        .next()
+        .map(|(_, v)| v.chars().take(100).collect::<String>());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let (action, what) = api_action(&route, method.as_str());
+    // 401: the token did not match; 404 before routing: no API at all.
+    let actor = if status == 401 || matched.is_none() {
+        Actor::Anonymous
+    } else {
+        Actor::ApiToken("admin".into())
+    };
+    let event = AuditEvent::new(AuditKind::AdminApi, action, state.app.clock.now_millis())
+        .actor(actor)
+        .resource(&what, first_param.as_deref().unwrap_or(""))
+        .outcome(Outcome::of_status(status))
+        .origin(&origin)
+        .detail(serde_json::json!({
+            "method": method.as_str(),
+            "route": route,
+            "status": status,
+        }));
+    record_alone(&state, &event).await;
+    response
+}
+
+/// `(action, resource kind)` of an admin API route: the route's static
+/// words joined by dots, plus `list`/`show`/`create` where the route ends
+/// in its collection or a parameter; the resource is the collection's
+/// singular.
+fn api_action(route: &str, method: &str) -> (String, String) {
+    let route = route.strip_prefix("/api/v1").unwrap_or(route);
+    let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
+    let words: Vec<&str> = segments
+        .iter()
+        .copied()
+        .filter(|s| !s.starts_with('{'))
+        .collect();
+    let Some(first) = words.first() else {
+        return ("api.unknown".into(), "api".into());
+    };
+    let ends_in_param = segments.last().is_some_and(|s| s.starts_with('{'));
+    let mut action = words.join(".");
+    if words.len() == 1 {
+        let verb = match (method, ends_in_param) {
+            ("GET", true) => "show",
+            ("GET", false) => "list",
+            ("POST", false) => "create",
+            _ => "change",
+        };
+        action = format!("{action}.{verb}");
+    }
+    let what = first.strip_suffix('s').unwrap_or(first).replace('-', "_");
+    (action.replace('-', "_"), what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_action;
+
+    #[test]
+    fn api_routes_name_their_action_and_resource() {
+        let a = |r, m| api_action(r, m);
+        assert_eq!(
+            a("/api/v1/invoices/{number}/send", "POST"),
+            ("invoices.send".into(), "invoice".into())
+        );
+        assert_eq!(
+            a("/api/v1/invoices", "POST"),
+            ("invoices.create".into(), "invoice".into())
+        );
+        assert_eq!(
+            a("/api/v1/clients/{id}", "GET"),
+            ("clients.show".into(), "client".into())
+        );
+        assert_eq!(
+            a("/api/v1/hour-blocks", "POST"),
+            ("hour_blocks.create".into(), "hour_block".into())
+        );
+        assert_eq!(a("(unknown)", "GET").0, "api.unknown");
+    }
 }
