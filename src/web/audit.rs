@@ -251,6 +251,10 @@ pub(crate) async fn api_layer(
 /// in its collection or a parameter; the resource is the collection's
 /// singular.
 fn api_action(route: &str, method: &str) -> (String, String) {
+    // No matched route (the API's fallback): "(unknown)".
+    if !route.starts_with('/') {
+        return ("api.unknown".into(), "api".into());
+    }
     let route = route.strip_prefix("/api/v1").unwrap_or(route);
     let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
     let words: Vec<&str> = segments
