@@ -104,6 +104,155 @@ pub enum Command {
     /// Mail an invoice's payment reminder now; it counts as the dunning
     /// stage that is due, which the scheduler then does not send again.
     Remind { number: String },
+    /// The audit log: link opens, form posts, payments, staff commands and
+    /// admin API calls, oldest first (the newest `--limit`).
+    Audit(AuditArgs),
+}
+
+/// `postdesk audit` filters, as typed; [`AuditArgs::filter`] checks them.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// One JSON object per line (JSON Lines) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// From this instant (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+    #[arg(long, conflicts_with = "days")]
+    since: Option<String>,
+    /// The last N days.
+    #[arg(long)]
+    days: Option<String>,
+    /// Before this instant (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// link_open, form_post, payment, staff_command or admin_api.
+    #[arg(long)]
+    kind: Option<String>,
+    /// A client id or name.
+    #[arg(long)]
+    client: Option<String>,
+    /// An actor kind, or kind:id (contact:12, staff:Alice, api_token:admin, stripe).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Actions starting with this (ticket. lists every ticket action).
+    #[arg(long)]
+    action: Option<String>,
+    /// At most this many entries, the newest (default 100; 0: all).
+    #[arg(long, default_value = "100")]
+    limit: String,
+}
+
+impl AuditArgs {
+    /// The filter these arguments ask for; an error names the flag.
+    pub async fn filter(
+        &self,
+        conn: &mut crate::db::Conn,
+        now: crate::clock::Millis,
+    ) -> anyhow::Result<crate::audit::AuditFilter> {
+        use crate::audit::{Actor, AuditFilter, AuditKind};
+        let time = |flag: &str, text: &str| -> anyhow::Result<i64> {
+            chrono::DateTime::parse_from_rfc3339(text.trim())
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--{flag} `{text}` is not an RFC 3339 time like 2026-11-01T00:00:00Z"
+                    )
+                })
+        };
+        let mut filter = AuditFilter::default();
+        if let Some(text) = &self.since {
+            filter.since = Some(time("since", text)?);
+        }
+        if let Some(text) = &self.days {
+            let days: u32 = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|d| (1..=36_500).contains(d))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--days `{text}` is not a number of days from 1 to 36500")
+                })?;
+            filter.since = Some(now - i64::from(days) * 86_400_000);
+        }
+        if let Some(text) = &self.until {
+            filter.until = Some(time("until", text)?);
+        }
+        if let Some(text) = &self.kind {
+            let names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+            filter.kind = Some(AuditKind::parse(text.trim()).ok_or_else(|| {
+                anyhow::anyhow!("--kind `{text}` is not one of {}", names.join(", "))
+            })?);
+        }
+        if let Some(text) = &self.client {
+            let text = text.trim();
+            let id = match text.parse::<i64>() {
+                Ok(id) => Some(id),
+                Err(_) => crate::db::contacts::find_client_by_name(conn, text).await?,
+            };
+            filter.client_id = Some(id.ok_or_else(|| {
+                anyhow::anyhow!("--client `{text}`: no client has that id or name")
+            })?);
+        }
+        if let Some(text) = &self.actor {
+            let (kind, id) = match text.trim().split_once(':') {
+                Some((k, id)) => (k, Some(id.to_string())),
+                None => (text.trim(), None),
+            };
+            if !Actor::KINDS.contains(&kind) {
+                anyhow::bail!(
+                    "--actor `{text}`: `{kind}` is not one of {}",
+                    Actor::KINDS.join(", ")
+                );
+            }
+            filter.actor = Some((kind.to_string(), id));
+        }
+        if let Some(text) = &self.action {
+            let text = text.trim();
+            if text.is_empty()
+                || !text
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._".contains(c))
+            {
+                anyhow::bail!(
+                    "--action `{text}` is not the start of an action like ticket. or invoice.pay"
+                );
+            }
+            filter.action_prefix = Some(text.to_string());
+        }
+        let limit: i64 = self
+            .limit
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| anyhow::anyhow!("--limit `{}` is not a number", self.limit))?;
+        filter.limit = (limit > 0).then_some(limit);
+        Ok(filter)
+    }
+}
+
+/// The audit entries as a table for people.
+fn audit_text(records: &[crate::audit::AuditRecord]) -> String {
+    let mut out = format!(
+        "{:<20}  {:<13}  {:<24}  {:<22}  {:<24}  {:<8}  {}\n",
+        "at", "kind", "action", "actor", "resource", "outcome", "from"
+    );
+    for r in records {
+        let actor = match &r.actor_id {
+            Some(id) => format!("{}:{id}", r.actor_kind),
+            None => r.actor_kind.clone(),
+        };
+        out.push_str(&format!(
+            "{:<20}  {:<13}  {:<24}  {:<22}  {:<24}  {:<8}  {}\n",
+            r.at,
+            r.kind,
+            r.action,
+            actor,
+            r.resource.as_deref().unwrap_or("-"),
+            r.outcome,
+            r.remote_addr.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +506,23 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         send_now(&app).await;
                     }
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(args) => {
+            let app = App::open(config, clock.clone()).await?;
+            let mut conn = app.db.conn().await?;
+            let filter = args.filter(&mut conn, clock.now_millis()).await?;
+            let records = crate::db::audit::list(&mut conn, &filter).await?;
+            if args.json {
+                let mut out = String::new();
+                for r in &records {
+                    out.push_str(&serde_json::to_string(r)?);
+                    out.push('\n');
+                }
+                print!("{out}");
+            } else {
+                print!("{}", audit_text(&records));
             }
             Ok(ExitCode::SUCCESS)
         }

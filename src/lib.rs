@@ -25,6 +25,7 @@
 //! Time comes from [`clock::Clock`], never from SQL.
 
 pub mod app;
+pub mod audit;
 pub mod billing;
 pub mod cli;
 pub mod clock;

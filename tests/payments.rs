@@ -237,6 +237,39 @@ async fn a_partial_then_a_full_card_payment_settle_the_invoice_with_receipts() {
 }
 
 #[tokio::test]
+async fn a_webhook_payment_appends_one_audit_entry_with_no_address() {
+    let shop = shop().await;
+    let session = shop.start_paying(&shop.invoice, "794.33").await;
+    shop.fake
+        .complete_session(&session, None, PayWith::Card)
+        .await
+        .unwrap();
+    let mut conn = shop.s.app.db.conn().await.unwrap();
+    let rows = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap();
+    let paid: Vec<_> = rows.iter().filter(|r| r.kind == "payment").collect();
+    assert_eq!(paid.len(), 1, "{rows:?}");
+    let row = paid[0];
+    assert_eq!(row.action, "payment.succeeded");
+    assert_eq!(row.actor_kind, "stripe");
+    assert_eq!(row.outcome, "ok");
+    assert!(row.resource.as_deref().unwrap().starts_with("payment:"));
+    let detail = row.detail.as_ref().unwrap();
+    assert_eq!(detail["amount_minor"], 79_433);
+    assert_eq!(detail["currency"], "EUR");
+    // The pay click is a form post of its own.
+    assert!(rows
+        .iter()
+        .any(|r| r.kind == "form_post" && r.action == "invoice.pay" && r.outcome == "ok"));
+    for r in &rows {
+        let text = serde_json::to_string(r).unwrap();
+        assert!(!text.contains('@'), "{text}");
+        assert!(!text.contains(WEBHOOK_SECRET), "{text}");
+    }
+}
+
+#[tokio::test]
 async fn an_amount_over_the_balance_or_without_the_form_token_is_refused() {
     let shop = shop().await;
     let visit = shop.visit(LinkPurpose::Invoice, Some(&shop.invoice)).await;

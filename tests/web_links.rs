@@ -13,7 +13,7 @@ use axum::Router;
 use common::*;
 use postdesk::app::App;
 use postdesk::clock::{Clock, ManualClock, SharedClock};
-use postdesk::db::{contacts, invoices, link_opens};
+use postdesk::db::{audit, contacts, invoices};
 use postdesk::domain::EmailAddress;
 use postdesk::links::{link_for, LinkPurpose};
 use tower::ServiceExt;
@@ -140,9 +140,7 @@ impl Site {
             .await
             .unwrap()
             .unwrap();
-        link_opens::count_for_contact(&mut conn, c.id)
-            .await
-            .unwrap()
+        audit::link_opens_by_contact(&mut conn, c.id).await.unwrap()
     }
 }
 

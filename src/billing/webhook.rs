@@ -12,6 +12,8 @@ use anyhow::Context;
 
 use super::settle::{settle, Settlement};
 use crate::app::App;
+use crate::audit::{Actor, AuditEvent, AuditKind, Outcome};
+use crate::db::audit;
 use crate::db::payment_methods::{self, NewMethod};
 use crate::db::payments;
 use crate::domain::PaymentStatus;
@@ -250,6 +252,27 @@ async fn apply_settlement(
         tx.commit().await?;
         return Ok(WebhookOutcome::Ignored("the payment is past that point"));
     }
+    let action = match outcome {
+        Settlement::Processing => "payment.processing",
+        Settlement::Succeeded => "payment.succeeded",
+        Settlement::Failed => "payment.failed",
+    };
+    let event_row = AuditEvent::new(AuditKind::Payment, action, now)
+        .actor(Actor::Stripe)
+        .client(Some(payment.client_id))
+        .resource("payment", &payment.id.to_string())
+        .outcome(match outcome {
+            Settlement::Failed => Outcome::Failed,
+            _ => Outcome::Ok,
+        })
+        .detail(serde_json::json!({
+            "event": event.id,
+            "event_kind": event.kind.as_str(),
+            "amount_minor": payment.amount_minor,
+            "currency": payment.currency,
+            "method": method,
+        }));
+    audit::record(&mut tx, &event_row).await?;
     tx.commit().await?;
     app.ingestor.outbox_ready.notify_one();
     Ok(WebhookOutcome::Applied)
@@ -331,6 +354,15 @@ async fn checkout_setup(
         now,
     )
     .await?;
+    let event_row = AuditEvent::new(AuditKind::Payment, "payment_method.saved", now)
+        .actor(Actor::Stripe)
+        .client(Some(client_id))
+        .resource("payment_method", &method.id)
+        .detail(serde_json::json!({
+            "event": event.id,
+            "kind": method_name(&method.kind),
+        }));
+    audit::record(&mut tx, &event_row).await?;
     tx.commit().await?;
     Ok(WebhookOutcome::Applied)
 }

@@ -86,7 +86,14 @@ pub struct Config {
     pub dkim: Option<DkimSettings>,
     /// What the client's own pages show (`[portal]`).
     pub portal: PortalConfig,
+    /// How long the audit log keeps its entries (`[audit] retention_days`);
+    /// `None`: for good (`retention_days = 0`).
+    pub audit_retention_days: Option<u32>,
 }
+
+/// The default of `[audit] retention_days`: a little over a year, so last
+/// year's disputes can still be looked up.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 400;
 
 /// What the client's ticket pages show (`[portal]`).
 #[derive(Debug, Clone, Default)]
@@ -416,6 +423,27 @@ struct RawConfig {
     dkim: Option<RawDkim>,
     #[serde(default)]
     portal: RawPortal,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default = "default_audit_retention_days")]
+    retention_days: u32,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+        }
+    }
+}
+
+fn default_audit_retention_days() -> u32 {
+    DEFAULT_AUDIT_RETENTION_DAYS
 }
 
 #[derive(Deserialize, Default)]
@@ -1348,6 +1376,19 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         .map(|stripe| validate_stripe(stripe, &err))
         .transpose()?;
 
+    // 0 keeps the log for good; otherwise at least 30 days (a shorter log
+    // loses what a dispute of last month's payment needs) and at most 100
+    // years.
+    let audit_retention_days = match raw.audit.retention_days {
+        0 => None,
+        d @ 30..=36_500 => Some(d),
+        d => {
+            return Err(err(
+                "audit.retention_days",
+                format!("{d} is out of range: 0 (keep for good) or 30 to 36500 days"),
+            ))
+        }
+    };
     Ok(Config {
         source: file.to_string(),
         database: DatabaseConfig {
@@ -1414,6 +1455,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         portal: PortalConfig {
             show_time_worked: raw.portal.show_time_worked,
         },
+        audit_retention_days,
     })
 }
 
@@ -1691,6 +1733,11 @@ secret = "0123456789abcdef0123456789abcdef"
                 "[schedules.purge]\nraw_mail_days = 1\n",
                 "schedules.purge.raw_mail_days",
                 "at least 7",
+            ),
+            (
+                "[audit]\nretention_days = 7\n",
+                "audit.retention_days",
+                "0 (keep for good) or 30 to 36500",
             ),
             (
                 "[company]\nbusiness_hours = \"17:00-09:00\"\n",

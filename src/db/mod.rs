@@ -5,6 +5,7 @@
 //! Functions take `&mut AnyConnection`, so a caller decides whether they run
 //! inside its transaction.
 
+pub mod audit;
 pub mod contacts;
 pub mod conversation;
 pub mod expiring;
@@ -12,7 +13,6 @@ pub mod hours;
 pub mod inbound;
 pub mod invoices;
 pub mod job_runs;
-pub mod link_opens;
 pub mod link_requests;
 pub mod mailbox_leases;
 pub mod oauth_tokens;

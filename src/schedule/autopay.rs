@@ -11,13 +11,14 @@ use anyhow::Context;
 
 use super::{target_id, JobKind, RunReport, Worker};
 use crate::app::App;
+use crate::audit::{Actor, AuditEvent, AuditKind, Outcome};
 use crate::billing::settle::{method_label, settle, Settlement};
 use crate::clock::Millis;
 use crate::db::invoices::{self, InvoiceSummary};
 use crate::db::job_runs::{self, JobRun, NewRun, RunStatus};
 use crate::db::payment_methods::{self, SavedMethod};
 use crate::db::payments::{self, NewPayment};
-use crate::db::{recurring, Conn};
+use crate::db::{audit, recurring, Conn};
 use crate::domain::{format_amount, Currency, InvoiceStatus, Money, PaymentStatus};
 use crate::payments::{OffSessionCharge, PaymentIntentStatus, PaymentMetadata, ProviderError};
 
@@ -292,9 +293,19 @@ pub async fn charge(
             let mut report = report;
             report.status = RunStatus::Failed;
             report.why = format!("the provider refused the request: {e}");
+            audit::record(
+                &mut tx,
+                &charge_event(&c.invoice, payment.id, attempt, false, at),
+            )
+            .await?;
             return finish_in(app, tx, worker, report, at).await;
         }
     };
+    audit::record(
+        &mut tx,
+        &charge_event(&c.invoice, payment.id, attempt, !failed, at),
+    )
+    .await?;
     let mut report = report;
     if failed {
         let reach = settle(app, &mut tx, &payment, Settlement::Failed, None, at).await?;
@@ -323,6 +334,22 @@ pub async fn charge(
         }
     }
     finish_in(app, tx, worker, report, at).await
+}
+
+/// The audit log's entry of one charge attempt, written with its outcome.
+fn charge_event(
+    invoice: &InvoiceSummary,
+    payment_id: i64,
+    attempt: u32,
+    ok: bool,
+    at: Millis,
+) -> AuditEvent {
+    AuditEvent::new(AuditKind::Payment, "autopay.charge", at)
+        .actor(Actor::System)
+        .client(Some(invoice.client_id))
+        .resource("invoice", &invoice.number)
+        .outcome(if ok { Outcome::Ok } else { Outcome::Failed })
+        .detail(serde_json::json!({ "payment": payment_id, "attempt": attempt }))
 }
 
 async fn finish_alone(

@@ -1,17 +1,16 @@
 //! `GET /l/<token>`: a link from a mail. A valid link sets a cookie scoped to
 //! its page and redirects (303) there, so the token leaves the address bar
 //! and the history; an expired one explains itself; anything else is "not
-//! found". Only `link_opens` is written.
+//! found". Only the audit log is written: one `link_open` event
+//! (`link.open`, outcome ok / expired / revoked) per genuine link.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 
+use super::audit::{record_alone, RequestOrigin};
 use super::{current_contact, Denied, WebState, LINK_COOKIE};
-use crate::db::link_opens::{self, LinkOpen};
+use crate::audit::{Actor, AuditEvent, AuditKind, Outcome};
 use crate::links::{verify, LinkError, LinkPurpose};
 
 /// The clean URL of a link's page.
@@ -26,8 +25,7 @@ pub(crate) fn page_path(purpose: LinkPurpose, resource: &str) -> String {
 pub(crate) async fn open(
     State(state): State<WebState>,
     Path(token): Path<String>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    RequestOrigin(origin): RequestOrigin,
 ) -> Response {
     let now_ms = state.app.clock.now_millis();
     let (claims, result) = match verify(&state.app.config.link_keys, &token, now_ms / 1000) {
@@ -41,27 +39,17 @@ pub(crate) async fn open(
     }
     let contact = current_contact(&state, &claims).await;
     let result = if contact.is_err() { "revoked" } else { result };
-    let remote = connect.map(|c| c.0 .0.ip().to_string());
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    match state.app.db.conn().await {
-        Ok(mut conn) => {
-            let open = LinkOpen {
-                purpose: claims.purpose.as_str(),
-                resource: &claims.resource,
-                contact_id: claims.contact_id,
-                result,
-                remote_addr: remote.as_deref(),
-                user_agent,
-                at: now_ms,
-            };
-            if let Err(e) = link_opens::record(&mut conn, &open).await {
-                tracing::warn!(error = %e, "could not record a link open");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not record a link open"),
-    }
+    let event = AuditEvent::new(AuditKind::LinkOpen, "link.open", now_ms)
+        .actor(Actor::Contact(claims.contact_id))
+        .client(contact.as_ref().ok().and_then(|c| c.client_id))
+        .resource(claims.purpose.as_str(), &claims.resource)
+        .outcome(match result {
+            "expired" => Outcome::Expired,
+            "revoked" => Outcome::Revoked,
+            _ => Outcome::Ok,
+        })
+        .origin(&origin);
+    record_alone(&state, &event).await;
     match (contact, result) {
         // Genuine but revoked: a preferences link says how to get a fresh
         // one (its mail may be old); others stay a plain "not found".

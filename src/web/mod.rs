@@ -1,12 +1,13 @@
 //! The web view (SPEC §6): signed links from mails open server-rendered
 //! pages. GET and HEAD never change business data (mail link scanners open
-//! links too; an open is only appended to `link_opens`). Every response
+//! links too; an open is only appended to the audit log, `audit`). Every response
 //! carries the security headers; tokens are never logged.
 //!
 //! Handlers live in one file per page; SQL stays in `db/`, HTML in
 //! `templates/web/`.
 
 mod api;
+mod audit;
 mod contacts_page;
 mod csrf;
 mod health;
@@ -29,7 +30,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
@@ -55,71 +56,171 @@ pub fn router(app: App) -> Router {
         pages: Pages::new(app.config.branding.clone()),
         app,
     };
+    // Every page reached through a signed link and every form post is
+    // appended to the audit log by this layer (see `audit`).
+    let audited = |route: audit::Route| {
+        axum::middleware::from_fn_with_state((state.clone(), route), audit::layer)
+    };
+    use audit::{post as form, view};
     Router::new()
         .nest("/api/v1", api::router(state.clone()))
-        .route("/l/renew", axum::routing::post(renew::renew))
+        .route(
+            "/l/renew",
+            post(renew::renew).layer(audited(form("link.renew", "link", None))),
+        )
         .route("/l/{token}", get(link::open))
-        .route("/invoice/{number}", get(invoice::show))
-        .route("/quote/{number}", get(quote::show))
-        .route("/statement", get(statement::show))
-        .route("/ticket/{number}", get(ticket::show))
+        .route(
+            "/invoice/{number}",
+            get(invoice::show).layer(audited(view("invoice.view", "invoice", Some("number")))),
+        )
+        .route(
+            "/quote/{number}",
+            get(quote::show).layer(audited(view("quote.view", "quote", Some("number")))),
+        )
+        .route(
+            "/statement",
+            get(statement::show).layer(audited(view("statement.view", "statement", None))),
+        )
+        .route(
+            "/ticket/{number}",
+            get(ticket::show).layer(audited(view("ticket.view", "ticket", Some("number")))),
+        )
         .route(
             "/ticket/{number}/reply",
-            axum::routing::post(ticket::reply).layer(axum::extract::DefaultBodyLimit::max(
-                usize::try_from(reply_limit).unwrap_or(usize::MAX),
-            )),
+            post(ticket::reply)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    usize::try_from(reply_limit).unwrap_or(usize::MAX),
+                ))
+                .layer(audited(form("ticket.reply", "ticket", Some("number")))),
         )
         .route(
             "/ticket/{number}/state",
-            axum::routing::post(ticket::set_state),
+            post(ticket::set_state).layer(audited(form("ticket.state", "ticket", Some("number")))),
         )
         .route("/ticket/{number}/files/{token}", get(ticket::file))
-        .route("/tickets", get(tickets::show))
-        .route("/tickets/export.csv", get(tickets::export))
-        .route("/contacts", get(contacts_page::show))
-        .route("/contacts/add", axum::routing::post(contacts_page::add))
+        .route(
+            "/tickets",
+            get(tickets::show).layer(audited(view("tickets.view", "tickets", None))),
+        )
+        .route(
+            "/tickets/export.csv",
+            get(tickets::export).layer(audited(view("tickets.export", "tickets", None))),
+        )
+        .route(
+            "/contacts",
+            get(contacts_page::show).layer(audited(view("contacts.view", "contacts", None))),
+        )
+        .route(
+            "/contacts/add",
+            post(contacts_page::add).layer(audited(form("contacts.add", "contacts", None))),
+        )
         .route(
             "/contacts/{id}/types",
-            axum::routing::post(contacts_page::set_types),
+            post(contacts_page::set_types).layer(audited(form(
+                "contacts.change_types",
+                "contact",
+                Some("id"),
+            ))),
         )
         .route(
             "/contacts/{id}/deactivate",
-            axum::routing::post(contacts_page::deactivate),
+            post(contacts_page::deactivate).layer(audited(form(
+                "contacts.deactivate",
+                "contact",
+                Some("id"),
+            ))),
         )
         .route(
             "/contacts/{id}/address",
-            axum::routing::post(contacts_page::change_address),
+            post(contacts_page::change_address).layer(audited(form(
+                "contacts.change_address",
+                "contact",
+                Some("id"),
+            ))),
         )
         .route(
             "/address-change/{id}",
-            get(contacts_page::show_confirmation).post(contacts_page::confirm),
+            get(contacts_page::show_confirmation)
+                .layer(audited(view(
+                    "address_change.view",
+                    "address_change",
+                    Some("id"),
+                )))
+                .merge(post(contacts_page::confirm).layer(audited(form(
+                    "contacts.confirm_address",
+                    "address_change",
+                    Some("id"),
+                )))),
         )
         .route(
             "/preferences",
-            get(preferences::show).post(preferences::save),
+            get(preferences::show)
+                .layer(audited(view("preferences.view", "preferences", None)))
+                .merge(post(preferences::save).layer(audited(form(
+                    "preferences.save",
+                    "preferences",
+                    None,
+                )))),
         )
         .route(
             "/unsubscribe/{kind}/{token}",
-            get(preferences::one_click_get).post(preferences::one_click_post),
+            get(preferences::one_click_get).merge(post(preferences::one_click_post).layer(
+                audited(form("preferences.unsubscribe", "preferences", Some("kind"))),
+            )),
         )
-        .route("/links", get(my_links::show).post(my_links::request))
-        .route("/statement/pay", axum::routing::post(statement::pay))
-        .route("/payment-methods", get(payment_methods::show))
+        .route(
+            "/links",
+            get(my_links::show).merge(post(my_links::request).layer(audited(form(
+                "links.request",
+                "links",
+                None,
+            )))),
+        )
+        .route(
+            "/statement/pay",
+            post(statement::pay).layer(audited(form("statement.pay", "statement", None))),
+        )
+        .route(
+            "/payment-methods",
+            get(payment_methods::show).layer(audited(view(
+                "payment_methods.view",
+                "payment_methods",
+                None,
+            ))),
+        )
         .route(
             "/payment-methods/add",
-            axum::routing::post(payment_methods::add),
+            post(payment_methods::add).layer(audited(form(
+                "payment_methods.add",
+                "payment_methods",
+                None,
+            ))),
         )
         .route(
             "/payment-methods/auto-pay",
-            axum::routing::post(payment_methods::auto_pay),
+            post(payment_methods::auto_pay).layer(audited(form(
+                "payment_methods.auto_pay",
+                "payment_methods",
+                None,
+            ))),
         )
         .route(
             "/payment-methods/{id}/remove",
-            axum::routing::post(payment_methods::remove),
+            post(payment_methods::remove).layer(audited(form(
+                "payment_methods.remove",
+                "payment_method",
+                Some("id"),
+            ))),
         )
-        .route("/invoice/{number}/pay", axum::routing::post(invoice::pay))
-        .route("/invoice/{number}/pdf", get(invoice::pdf))
-        .route("/webhooks/stripe", axum::routing::post(webhook::stripe))
+        .route(
+            "/invoice/{number}/pay",
+            post(invoice::pay).layer(audited(form("invoice.pay", "invoice", Some("number")))),
+        )
+        .route(
+            "/invoice/{number}/pdf",
+            get(invoice::pdf).layer(audited(view("invoice.pdf", "invoice", Some("number")))),
+        )
+        .route("/webhooks/stripe", post(webhook::stripe))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(
@@ -131,7 +232,7 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/quote/{number}/decision",
-            axum::routing::post(quote::decide),
+            post(quote::decide).layer(audited(form("quote.decide", "quote", Some("number")))),
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(csp, security_headers))

@@ -17,10 +17,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::audit::{Note, RequestOrigin};
 use super::pay::{form_expired, see_other};
 use super::{csrf, current_contact, link_holder, WebState};
+use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::db::contacts::Contact;
-use crate::db::preferences;
+use crate::db::{audit, preferences};
 use crate::domain::{MailChoices, OptionalMail};
 use crate::links::{verify, LinkError, LinkPurpose};
 
@@ -104,6 +106,7 @@ fn page(state: &WebState, contact: &Contact, notice: Option<&str>) -> Response {
 /// were.
 pub(crate) async fn save(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
@@ -127,14 +130,34 @@ pub(crate) async fn save(
         let ticked = fields.iter().any(|(k, _)| k == kind.as_str());
         choices.set(kind, ticked);
     }
-    let saved = match state.app.db.conn().await {
-        Ok(mut conn) => preferences::save_choices(&mut conn, contact.id, choices).await,
-        Err(e) => Err(e),
-    };
+    // The choice and its audit entry commit together.
+    let wanted: Vec<&str> = OptionalMail::ALL
+        .into_iter()
+        .filter(|k| choices.get(*k))
+        .map(OptionalMail::as_str)
+        .collect();
+    let event = AuditEvent::new(
+        AuditKind::FormPost,
+        "preferences.save",
+        state.app.clock.now_millis(),
+    )
+    .actor(Actor::Contact(contact.id))
+    .client(contact.client_id)
+    .resource("preferences", "")
+    .origin(&origin)
+    .detail(json!({ "wanted": wanted }));
+    let saved = async {
+        let mut tx = state.app.db.begin().await?;
+        preferences::save_choices(&mut tx, contact.id, choices).await?;
+        audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok::<(), crate::db::DbError>(())
+    }
+    .await;
     match saved {
         Ok(()) => {
             tracing::info!(contact = contact.id, "mail preferences saved");
-            see_other(&format!("{PATH}?saved=1"))
+            Note::recorded().on(see_other(&format!("{PATH}?saved=1")))
         }
         Err(e) => {
             tracing::error!(error = %e, "mail preferences: database");
@@ -182,7 +205,17 @@ pub(crate) async fn one_click_post(
         return state.pages.not_found();
     }
     let Ok(contact) = current_contact(&state, &claims).await else {
-        return revoked(&state);
+        return Note {
+            actor: Some(Actor::Contact(claims.contact_id)),
+            outcome: Some(crate::audit::Outcome::Revoked),
+            ..Note::default()
+        }
+        .on(revoked(&state));
+    };
+    let note = Note {
+        actor: Some(Actor::Contact(contact.id)),
+        client_id: contact.client_id,
+        ..Note::default()
     };
     let done = match state.app.db.conn().await {
         Ok(mut conn) => preferences::unsubscribe(&mut conn, contact.id, kind).await,
@@ -197,12 +230,12 @@ pub(crate) async fn one_click_post(
                     "one-click unsubscribe"
                 );
             }
-            state.pages.render(
+            note.on(state.pages.render(
                 StatusCode::OK,
                 "unsubscribed",
                 "Unsubscribed",
                 json!({ "what": kind.label() }),
-            )
+            ))
         }
         Err(e) => {
             tracing::error!(error = %e, "one-click unsubscribe: database");

@@ -11,9 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde_json::json;
 
+use super::audit::{Note, RequestOrigin};
 use super::pages::{document_lines, money};
 use super::{csrf, link_holder, WebState};
+use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::billing::notify::mail_staff;
+use crate::db::audit;
 use crate::db::contacts::Contact;
 use crate::db::invoices::{self, QuoteDetail};
 use crate::db::tickets::Visibility;
@@ -127,6 +130,7 @@ pub(crate) struct DecisionForm {
 
 pub(crate) async fn decide(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(number): Path<String>,
     headers: HeaderMap,
     Form(form): Form<DecisionForm>,
@@ -159,21 +163,35 @@ pub(crate) async fn decide(
         );
         return page(&state, &quote, Some(&notice), true);
     }
-    match record_decision(&state, &quote, &contact, decision).await {
+    let action = match decision {
+        QuoteStatus::Declined => "quote.decline",
+        _ => "quote.accept",
+    };
+    let note = Note {
+        action: Some(action),
+        client_id: contact.client_id,
+        ..Note::default()
+    };
+    let event = AuditEvent::new(AuditKind::FormPost, action, state.app.clock.now_millis())
+        .actor(Actor::Contact(contact.id))
+        .client(contact.client_id)
+        .resource("quote", &quote.number)
+        .origin(&origin);
+    match record_decision(&state, &quote, &contact, decision, &event).await {
         Ok(true) => {
             // Post/redirect/get: a reload does not post again.
             let mut response = (StatusCode::SEE_OTHER, ()).into_response();
             if let Ok(location) = HeaderValue::from_str(&format!("/quote/{}", quote.number)) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
-            response
+            Note::recorded().on(response)
         }
-        Ok(false) => page(
+        Ok(false) => note.on(page(
             &state,
             &quote,
             Some("This quote has been decided already; nothing was changed."),
             false,
-        ),
+        )),
         Err(e) => {
             tracing::error!(error = %e, "quote decision failed");
             state.pages.unavailable()
@@ -181,13 +199,14 @@ pub(crate) async fn decide(
     }
 }
 
-/// The decision and its two mails, in one transaction; false when the quote
+/// The decision, its two mails and its audit entry, in one transaction; false when the quote
 /// was no longer open.
 async fn record_decision(
     state: &WebState,
     quote: &QuoteDetail,
     contact: &Contact,
     decision: QuoteStatus,
+    event: &AuditEvent,
 ) -> anyhow::Result<bool> {
     let app = &state.app;
     let now = app.clock.now_millis();
@@ -195,6 +214,7 @@ async fn record_decision(
     if !invoices::decide_quote(&mut tx, quote.id, decision, contact.id, now).await? {
         return Ok(false);
     }
+    audit::record(&mut tx, event).await?;
     let data = json!({
         "number": quote.number,
         "client": quote.client_name,

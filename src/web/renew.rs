@@ -10,7 +10,9 @@ use axum::response::Response;
 use axum::Form;
 use serde_json::json;
 
+use super::audit::Note;
 use super::{current_contact, WebState};
+use crate::audit::Actor;
 use crate::db::outbox;
 use crate::domain::EmailAddress;
 use crate::links::{link_for, verify, LinkError, LinkPurpose};
@@ -74,17 +76,25 @@ pub(crate) async fn renew(
         Ok(c) | Err(LinkError::Expired(c)) => c,
         Err(_) => return state.pages.not_found(),
     };
+    let note = Note {
+        actor: Some(Actor::Contact(claims.contact_id)),
+        ..Note::default()
+    };
     let Ok(contact) = current_contact(&state, &claims).await else {
-        return state.pages.not_found();
+        return note.on(state.pages.not_found());
+    };
+    let note = Note {
+        client_id: contact.client_id,
+        ..note
     };
     let sent = state
         .pages
         .render(StatusCode::OK, "renew_sent", "Check your mail", json!({}));
     if let Err(e) = mail_fresh_link(&state, &claims, &contact.email, now_ms).await {
         tracing::error!(error = %e, "could not queue a fresh link");
-        return state.pages.unavailable();
+        return note.on(state.pages.unavailable());
     }
-    sent
+    note.on(sent)
 }
 
 /// Queues the fresh link unless one went to this contact within the hour.

@@ -24,6 +24,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::audit::Note;
 use super::mail_html::safe_mail_html;
 use super::pay::{form_expired, see_other};
 use super::{csrf, current_contact, link_holder, WebState};
@@ -464,8 +465,19 @@ pub(crate) async fn set_state(
         "reopen" => (StateChange::Reopen, "reopened"),
         _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
     };
+    let note = Note {
+        action: Some(match change {
+            StateChange::Close => "ticket.close",
+            StateChange::Reopen => "ticket.reopen",
+        }),
+        client_id: contact.client_id,
+        ..Note::default()
+    };
     match change_state(&state.app, &contact, &ticket.number, change).await {
-        Ok(_) => see_other(&format!("{}?done={done}", page_path(&ticket.number))),
+        Ok(_) => note.on(see_other(&format!(
+            "{}?done={done}",
+            page_path(&ticket.number)
+        ))),
         Err(e @ StateError::ReopenWindowPassed(_)) => {
             page(
                 &state,

@@ -7,8 +7,10 @@
 use sqlx::AnyConnection;
 
 use super::{Applied, ApplyContext, ApplyError, Ingestor, Outcome};
-use crate::db::conversation;
+use crate::audit::{Actor, AuditEvent, AuditKind, Outcome as AuditOutcome};
+use crate::config::Config;
 use crate::db::tickets::Visibility;
+use crate::db::{audit, conversation};
 use crate::domain::{EmailAddress, TicketStatus};
 use crate::mail::outgoing::{MailRequest, Origin};
 use crate::mail::parse::InboundMail;
@@ -97,6 +99,20 @@ impl Ingestor {
         let ticket = conversation::ticket_by_id(tx, ticket.id)
             .await?
             .ok_or(ApplyError::Invalid("the ticket vanished"))?;
+        // Each command in the audit log, committed with what it changed.
+        let actor = Actor::Staff(staff.map_or_else(|| "unknown".into(), |s| s.name.clone()));
+        for c in &ctx.plan.staff_commands {
+            let event = AuditEvent::new(
+                AuditKind::StaffCommand,
+                format!("command.{}", c.keyword()),
+                now,
+            )
+            .actor(actor.clone())
+            .client(ticket.client_id)
+            .resource("ticket", &ticket.number)
+            .detail(command_detail(cfg, c));
+            audit::record(tx, &event).await?;
+        }
 
         let recipients: Vec<EmailAddress> = EmailAddress::parse(&ticket.requester_email)
             .into_iter()
@@ -191,6 +207,19 @@ impl Ingestor {
     ) -> Result<Applied, ApplyError> {
         let from = mail.from.as_ref().ok_or(ApplyError::Invalid("no sender"))?;
         let ticket = ctx.plan.ticket.as_ref();
+        // Refused commands too (their count, not their text: it may hold an
+        // address).
+        let staff = self.config.staff_member(&from.address);
+        let mut event = AuditEvent::new(AuditKind::StaffCommand, "command.rejected", ctx.now)
+            .actor(Actor::Staff(
+                staff.map_or_else(|| "unknown".into(), |s| s.name.clone()),
+            ))
+            .outcome(AuditOutcome::Denied)
+            .detail(serde_json::json!({ "errors": errors.len() }));
+        if let Some(t) = ticket {
+            event = event.client(t.client_id).resource("ticket", &t.number);
+        }
+        audit::record(tx, &event).await?;
         let data = serde_json::json!({
             "branding": self.config.branding,
             "errors": errors,
@@ -228,5 +257,23 @@ impl Ingestor {
             ticket_id: None,
             queued: queued.is_some(),
         })
+    }
+}
+
+/// What a command set, for the audit log: words and numbers, never the
+/// address of `#requester` or of an assignee (the staff member's name is
+/// kept instead).
+fn command_detail(cfg: &Config, command: &Command) -> serde_json::Value {
+    use serde_json::json;
+    match command {
+        Command::Status(s) => json!({ "status": s.as_str() }),
+        Command::Close => json!({ "status": TicketStatus::Closed.as_str() }),
+        Command::Priority(p) => json!({ "priority": p.as_str() }),
+        Command::Category(name) => json!({ "category": name.chars().take(60).collect::<String>() }),
+        Command::Assign(who) => {
+            json!({ "assignee": cfg.find_staff(who).map(|m| m.name.clone()) })
+        }
+        Command::Time { minutes } => json!({ "minutes": minutes }),
+        Command::Note | Command::Requester(_) | Command::Forward => json!({}),
     }
 }

@@ -43,7 +43,15 @@ pub(super) fn router(state: WebState) -> Router<WebState> {
         .route("/tickets/{number}/replies", post(tickets::reply))
         .route("/tickets/{number}/status", post(tickets::set_status))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(axum::middleware::from_fn_with_state(state, require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+        // Outside the token check: refused calls are recorded too.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            super::audit::api_layer,
+        ))
 }
 
 /// An error answer: a status and a message for the operator.
