@@ -217,16 +217,18 @@ impl OutboxSender {
         let now = self.clock.now_millis();
         match result {
             Ok(()) => {
+                outbox::mark_sent(&mut conn, mail.id, now).await?;
+                // Counted once the row says so: a scrape in between would
+                // see the mail both sent and still in the outbox's depth.
                 self.metrics.mail_sent.inc();
-                outbox::mark_sent(&mut conn, mail.id, now).await?
             }
             Err(e) => {
-                self.metrics.send_failures.inc();
                 let attempts = mail.attempts + 1;
                 let retry_at = (!e.is_permanent() && attempts < MAX_ATTEMPTS)
                     .then(|| now + retry_delay(attempts).as_millis() as i64);
                 tracing::warn!(outbox_id = mail.id, attempts, permanent = e.is_permanent(), error = %e, "sending failed");
                 outbox::mark_attempt_failed(&mut conn, mail.id, &e.to_string(), retry_at).await?;
+                self.metrics.send_failures.inc();
             }
         }
         Ok(())
