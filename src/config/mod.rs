@@ -1239,6 +1239,24 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         ));
     }
 
+    // The logo is shown by pages and mails and named in the ticket page's
+    // CSP, so it must be one plain https (or http) URL.
+    if let Some(logo) = &raw.branding.logo_url {
+        let plain = (logo.starts_with("https://") || logo.starts_with("http://"))
+            && logo.len() > "https://".len()
+            && !logo.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, ';' | ',' | '"' | '\'' | '<' | '>')
+            });
+        if !plain {
+            return Err(err(
+                "branding.logo_url",
+                "must be an https:// URL without spaces, quotes, `;` or `,`".into(),
+            ));
+        }
+    }
+
     if raw.limits.max_message_mb == 0 {
         return Err(err("limits.max_message_mb", "must be at least 1".into()));
     }
@@ -1599,6 +1617,36 @@ secret = "0123456789abcdef0123456789abcdef"
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_toml_with_env(text, "test.toml", &env)
+    }
+
+    #[test]
+    fn a_logo_url_must_be_one_plain_https_url() {
+        let with_logo = |url: &str| {
+            load(
+                &format!("{MINIMAL}\n[branding]\nlogo_url = \"{url}\"\n"),
+                &[],
+            )
+        };
+        let c = with_logo("https://cdn.example.test/logo.png").unwrap();
+        assert_eq!(
+            c.branding.logo_url.as_deref(),
+            Some("https://cdn.example.test/logo.png")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "https://x.test/a b.png",
+            "https://x.test/a.png; img-src *",
+            "https://",
+        ] {
+            let Err(e) = with_logo(bad) else {
+                panic!("{bad} was accepted");
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("branding.logo_url") && e.contains("test.toml"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -235,9 +235,15 @@ impl Mailer {
             }
         }
 
+        // The branding is the config's, for every mail: callers need not
+        // (and cannot) pass their own.
+        let mut data = req.data;
+        if let serde_json::Value::Object(map) = &mut data {
+            map.insert("branding".into(), serde_json::json!(cfg.branding));
+        }
         let mut rendered = self
             .templates
-            .render(req.template, &req.data)
+            .render(req.template, &data)
             .map_err(|e| QueueError::Template(e.to_string()))?;
         if let Some(links) = &personal.footer {
             self.templates
@@ -277,7 +283,15 @@ impl Mailer {
         let message_id = super::message_id::generate(key, &domain);
         let from = match &req.from_name {
             Some(name) => Mailbox::new(Some(name.clone()), cfg.smtp.from.email.clone()),
-            None => cfg.smtp.from.clone(),
+            // Without a display name in `[smtp] from`, the company's.
+            None => Mailbox::new(
+                cfg.smtp
+                    .from
+                    .name
+                    .clone()
+                    .or_else(|| Some(cfg.branding.company_name.clone())),
+                cfg.smtp.from.email.clone(),
+            ),
         };
         let as_mailboxes = |v: &[EmailAddress]| -> Vec<Mailbox> {
             v.iter()

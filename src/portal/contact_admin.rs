@@ -239,7 +239,6 @@ async fn mail_confirmation(
                 kind: "address-confirmation",
                 template: "address_confirmation",
                 data: json!({
-                    "branding": app.config.branding,
                     "link": link,
                     "name": contact.name,
                     "client": client,

@@ -40,10 +40,23 @@ use crate::storage::BlobKind;
 /// How long an attachment URL of a rendered page works.
 const ATTACHMENT_URL_TTL_SECS: i64 = 3600;
 
-/// The ticket page's CSP: no script, images only from Postdesk itself or
-/// `data:` (a mail's remote images are removed, never fetched), no frames.
-pub(crate) const TICKET_PAGE_CSP: &str = "default-src 'none'; img-src 'self' data:; \
+/// The ticket page's CSP: no script, images only from Postdesk itself,
+/// `data:` (a mail's remote images are removed, never fetched) and the
+/// configured logo's exact URL, no frames.
+pub(crate) fn ticket_page_csp(branding: &crate::config::Branding) -> HeaderValue {
+    const STRICT: &str = "default-src 'none'; img-src 'self' data:; \
      style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    match &branding.logo_url {
+        // The config allows only plain URLs (no spaces, `;` or `,`).
+        Some(logo) => HeaderValue::from_str(&STRICT.replacen(
+            "img-src 'self' data:",
+            &format!("img-src 'self' data: {logo}"),
+            1,
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(STRICT)),
+        None => HeaderValue::from_static(STRICT),
+    }
+}
 
 /// What the image types the page shows inline may be; any other file is
 /// served as a download.
@@ -305,7 +318,7 @@ async fn page(
     }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(TICKET_PAGE_CSP),
+        ticket_page_csp(&state.app.config.branding),
     );
     response
 }

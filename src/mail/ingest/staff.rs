@@ -111,7 +111,6 @@ impl Ingestor {
         if visibility == Visibility::Public {
             conversation::staff_responded(tx, ticket.id, now).await?;
             let data = serde_json::json!({
-                "branding": cfg.branding,
                 "author": author,
                 "text": body,
                 "ticket": self.ticket_data(tx, &ticket).await?,
@@ -142,7 +141,6 @@ impl Ingestor {
         } else if status_changed {
             // No reply to carry the news: the status change is its own mail.
             let data = serde_json::json!({
-                "branding": cfg.branding,
                 "closed": ticket.is_closed(),
                 "reopen_days": cfg.tickets.reopen_days,
                 "ticket": self.ticket_data(tx, &ticket).await?,
@@ -192,7 +190,6 @@ impl Ingestor {
         let from = mail.from.as_ref().ok_or(ApplyError::Invalid("no sender"))?;
         let ticket = ctx.plan.ticket.as_ref();
         let data = serde_json::json!({
-            "branding": self.config.branding,
             "errors": errors,
             "ticket_number": ticket.map(|t| t.number.as_str()).unwrap_or("new"),
             "original_subject": mail.subject,
