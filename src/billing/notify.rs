@@ -241,6 +241,7 @@ fn personal_parts(
             .map(|kind| unsubscribe_url(config, person, kind, now_secs))
             .transpose()?,
         footer: Some(ContactLinks::of(config, person, now_secs)?),
+        footer_for_sole_contact: false,
     })
 }
 

@@ -168,7 +168,7 @@ async fn notify_client(
     let queued = app
         .ingestor
         .mailer
-        .queue(
+        .queue_to_client(
             tx,
             MailRequest {
                 kind: "status-changed",

@@ -106,7 +106,7 @@ pub async fn execute(
     let queued = app
         .ingestor
         .mailer
-        .queue(
+        .queue_to_client(
             tx,
             MailRequest {
                 kind,

@@ -279,7 +279,7 @@ impl Ingestor {
         let thread: Vec<String> = mail.message_id.iter().cloned().collect();
         let queued = self
             .mailer
-            .queue(
+            .queue_to_client(
                 tx,
                 MailRequest {
                     thread_known: Some(&thread),

@@ -117,7 +117,7 @@ impl Ingestor {
             });
             queued |= self
                 .mailer
-                .queue(
+                .queue_to_client(
                     tx,
                     MailRequest {
                         kind: "public-reply",
@@ -147,7 +147,7 @@ impl Ingestor {
             });
             queued |= self
                 .mailer
-                .queue(
+                .queue_to_client(
                     tx,
                     MailRequest {
                         kind: "status-changed",
