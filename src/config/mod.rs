@@ -377,6 +377,8 @@ pub struct Limits {
     /// Automatic mails one address may get in all per window.
     pub auto_mail_per_address: u32,
     pub auto_mail_window: Duration,
+    /// Replies one contact may post from ticket pages per hour.
+    pub portal_replies_per_hour: u32,
 }
 
 // ---------------------------------------------------------------- raw shape
@@ -699,6 +701,8 @@ struct RawLimits {
     auto_mail_per_address: u32,
     #[serde(default = "default_auto_mail_window_minutes")]
     auto_mail_window_minutes: u64,
+    #[serde(default = "default_portal_replies_per_hour")]
+    portal_replies_per_hour: u32,
 }
 impl Default for RawLimits {
     fn default() -> Self {
@@ -707,6 +711,7 @@ impl Default for RawLimits {
             auto_mail_per_ticket: default_auto_mail_per_ticket(),
             auto_mail_per_address: default_auto_mail_per_address(),
             auto_mail_window_minutes: default_auto_mail_window_minutes(),
+            portal_replies_per_hour: default_portal_replies_per_hour(),
         }
     }
 }
@@ -718,6 +723,9 @@ fn default_auto_mail_per_address() -> u32 {
 }
 fn default_auto_mail_window_minutes() -> u64 {
     10
+}
+fn default_portal_replies_per_hour() -> u32 {
+    20
 }
 fn default_max_message_mb() -> u64 {
     25
@@ -1266,6 +1274,12 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             "must be at least 1".into(),
         ));
     }
+    if raw.limits.portal_replies_per_hour == 0 {
+        return Err(err(
+            "limits.portal_replies_per_hour",
+            "must be at least 1".into(),
+        ));
+    }
 
     let company = schedules::validate_company(raw.company, &err)?;
     let hourly_rate = raw.hours.hourly_rate.map(|r| r.trim().to_string());
@@ -1420,6 +1434,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             auto_mail_per_ticket: raw.limits.auto_mail_per_ticket,
             auto_mail_per_address: raw.limits.auto_mail_per_address,
             auto_mail_window: Duration::from_secs(raw.limits.auto_mail_window_minutes * 60),
+            portal_replies_per_hour: raw.limits.portal_replies_per_hour,
         },
         payments,
         payment_instructions,
@@ -1617,6 +1632,31 @@ secret = "0123456789abcdef0123456789abcdef"
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_toml_with_env(text, "test.toml", &env)
+    }
+
+    #[test]
+    fn portal_replies_per_hour_defaults_and_must_be_positive() {
+        assert_eq!(
+            load(MINIMAL, &[]).unwrap().limits.portal_replies_per_hour,
+            20
+        );
+        let c = load(
+            &format!("{MINIMAL}\n[limits]\nportal_replies_per_hour = 3\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.limits.portal_replies_per_hour, 3);
+        let Err(e) = load(
+            &format!("{MINIMAL}\n[limits]\nportal_replies_per_hour = 0\n"),
+            &[],
+        ) else {
+            panic!("0 was accepted");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("test.toml") && e.contains("limits.portal_replies_per_hour"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -354,6 +354,29 @@ pub(crate) async fn reply(
     if !csrf::check(&headers, &form.csrf) {
         return form_expired(&state);
     }
+    match over_reply_limit(&state, &contact).await {
+        Ok(false) => {}
+        Ok(true) => {
+            let notice = format!(
+                "You have posted {} replies from this page in the last hour, as many as \
+                 we take. Nothing was added this time: please try again later, or reply \
+                 to one of our mails about this ticket.",
+                state.app.config.limits.portal_replies_per_hour
+            );
+            return page(
+                &state,
+                &contact,
+                &ticket,
+                Some(&notice),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "ticket page reply: database");
+            return state.pages.unavailable();
+        }
+    }
     let reply = PortalReply {
         text: form.text,
         files: form.files,
@@ -404,6 +427,20 @@ pub(crate) async fn reply(
             state.pages.unavailable()
         }
     }
+}
+
+/// Whether `contact` has posted `[limits] portal_replies_per_hour` replies
+/// from ticket pages in the last hour already. Two posts at the same
+/// instant may both pass: a brake on floods, not an exact quota.
+async fn over_reply_limit(
+    state: &WebState,
+    contact: &crate::db::contacts::Contact,
+) -> Result<bool, crate::db::DbError> {
+    const HOUR_MS: i64 = 3_600_000;
+    let since = state.app.clock.now_millis() - HOUR_MS;
+    let mut conn = state.app.db.conn().await?;
+    let posted = crate::db::portal::portal_replies_since(&mut conn, &contact.email, since).await?;
+    Ok(posted >= i64::from(state.app.config.limits.portal_replies_per_hour))
 }
 
 struct ReplyForm {
