@@ -793,6 +793,28 @@ async fn an_address_change_takes_effect_only_after_confirmation() {
     // The new address's fresh links open Bob's tickets.
     let (_, list) = s.page("robert", LinkPurpose::Tickets, None).await;
     assert!(list.text().contains(s.bob_ticket.as_str()));
+
+    // The OLD address is told, in a mail without links that does not name
+    // the new address; only once.
+    let told = s.outbox("address-changed").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].recipients, vec![old.clone()]);
+    let raw = {
+        let mut conn = s.app.db.conn().await.unwrap();
+        outbox::raw_of(&mut conn, told[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = parsed.body_text(0).unwrap().to_string();
+    let html = parsed.body_html(0).unwrap().to_string();
+    assert!(text.contains("now goes to a new address"), "{text}");
+    for part in [&text, &html] {
+        assert!(!part.contains("/l/") && !part.contains("http"), "{part}");
+        assert!(!part.contains(&new), "{part}");
+    }
+    assert_eq!(s.outbox("address-confirmation").await.len(), 1);
 }
 
 /// Builds a multipart/form-data body.

@@ -60,6 +60,7 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "my_links",
     "oauth_revoked",
     "address_confirmation",
+    "address_changed",
 ];
 
 /// Parts added to other mails, overridable like the mails: the footer with
