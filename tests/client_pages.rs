@@ -793,6 +793,28 @@ async fn an_address_change_takes_effect_only_after_confirmation() {
     // The new address's fresh links open Bob's tickets.
     let (_, list) = s.page("robert", LinkPurpose::Tickets, None).await;
     assert!(list.text().contains(s.bob_ticket.as_str()));
+
+    // The OLD address is told, in a mail without links that does not name
+    // the new address; only once.
+    let told = s.outbox("address-changed").await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].recipients, vec![old.clone()]);
+    let raw = {
+        let mut conn = s.app.db.conn().await.unwrap();
+        outbox::raw_of(&mut conn, told[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = parsed.body_text(0).unwrap().to_string();
+    let html = parsed.body_html(0).unwrap().to_string();
+    assert!(text.contains("now goes to a new address"), "{text}");
+    for part in [&text, &html] {
+        assert!(!part.contains("/l/") && !part.contains("http"), "{part}");
+        assert!(!part.contains(&new), "{part}");
+    }
+    assert_eq!(s.outbox("address-confirmation").await.len(), 1);
 }
 
 /// Builds a multipart/form-data body.
@@ -1151,4 +1173,71 @@ Content-Type: text/html; charset=utf-8\r\n\r\n<html><head><meta http-equiv=\"ref
         plain.page("bob", LinkPurpose::Ticket, Some(&n)).await
     };
     assert!(!page.text().contains("Time worked"), "off by default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_from_the_page_are_limited_per_contact_per_hour() {
+    let s = site("[limits]\nportal_replies_per_hour = 2\n").await;
+    let number = s.bob_ticket.clone();
+    let post = |text: &'static str| {
+        let s = &s;
+        let number = number.clone();
+        async move {
+            // A fresh page for each: the form's value keys the reply.
+            let (cookie, page) = s.page("bob", LinkPurpose::Ticket, Some(&number)).await;
+            let csrf = hidden(&page.text(), "csrf");
+            let (ct, body) = multipart(&[("csrf", &csrf), ("text", text)], &[]);
+            s.send(
+                Method::POST,
+                &format!("/ticket/{number}/reply"),
+                Some(&cookie),
+                Some(&ct),
+                body,
+            )
+            .await
+        }
+    };
+    let before = s.inbound(&number).await.len();
+    for text in ["First addition.", "Second addition."] {
+        let r = post(text).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    }
+    assert_eq!(s.inbound(&number).await.len(), before + 2);
+    let told = s.outbox("staff-notification").await.len();
+
+    let r = post("Third addition.").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(r.text().contains("2 replies"), "{}", r.text());
+    assert!(
+        r.text().contains("reply to one of our mails"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        s.inbound(&number).await.len(),
+        before + 2,
+        "nothing ingested"
+    );
+    assert_eq!(s.outbox("staff-notification").await.len(), told);
+
+    // Another contact is not held by Bob's limit (Alice, primary, sees it).
+    let (cookie, page) = s.page("alice", LinkPurpose::Ticket, Some(&number)).await;
+    let csrf = hidden(&page.text(), "csrf");
+    let (ct, body) = multipart(&[("csrf", &csrf), ("text", "Alice adds.")], &[]);
+    let r = s
+        .send(
+            Method::POST,
+            &format!("/ticket/{number}/reply"),
+            Some(&cookie),
+            Some(&ct),
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+
+    // An hour later Bob may post again.
+    s.clock.set(s.clock.now_millis() + 3_600_001);
+    let r = post("Fourth addition.").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(s.inbound(&number).await.len(), before + 4);
 }

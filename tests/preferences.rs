@@ -774,3 +774,121 @@ async fn a_revoked_preferences_link_says_how_to_get_a_fresh_one() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// A request from `from` to the support address with `cc`.
+fn request_with_cc(from: &str, to: &str, cc: &str, subject: &str, mid: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nCc: {cc}\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\n\
+Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nPlease help.\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_mail_to_one_contact_carries_their_links_and_to_several_none() {
+    let s = site("").await;
+    let (bob, alice, carol) = (s.addr("bob"), s.addr("alice"), s.addr("carol"));
+    let stranger = s.t.addr("stranger", "sink.test");
+    let tag = &s.t.tag;
+    // Bob alone; Alice with Carol in Cc; someone no client knows.
+    for raw in [
+        simple_mail(
+            &bob,
+            &s.t.support,
+            "Bob's printer",
+            &format!("b-{tag}@x"),
+            "Jams.",
+        ),
+        request_with_cc(
+            &alice,
+            &s.t.support,
+            &carol,
+            "Shared drive",
+            &format!("a-{tag}@x"),
+        ),
+        simple_mail(
+            &stranger,
+            &s.t.support,
+            "Stranger",
+            &format!("s-{tag}@x"),
+            "Hi.",
+        ),
+    ] {
+        assert!(matches!(
+            ingest(&s.app, &raw).await,
+            postdesk::mail::ingest::Outcome::TicketCreated { .. }
+        ));
+    }
+    let mut state = s.app.sender.new_state().unwrap();
+    s.app
+        .sender
+        .round(&mut state, &CancellationToken::new())
+        .await
+        .unwrap();
+    state.close().await;
+    let mail = s.t.mail.clone();
+    let delivered = |who: String| {
+        let mail = mail.clone();
+        async move {
+            wait_for("the acknowledgement", Duration::from_secs(20), || async {
+                read_folder(&mail, &who, "INBOX").await.into_iter().next()
+            })
+            .await
+        }
+    };
+
+    // Bob's acknowledgement, as delivered, carries his links, and they open
+    // his pages: his tickets (with his ticket), his preferences; he is no
+    // billing contact, so no statement.
+    let text = text_of(&delivered(bob.clone()).await);
+    assert!(!text.contains("Your statement"), "{text}");
+    let tickets = url_after(&text, "Your tickets: ");
+    let prefs = url_after(&text, "Which mails you get: ");
+    let (cookie, page) = s.open(&s.path_of(&tickets)).await;
+    assert_eq!(page, "/tickets");
+    let list = s.get("/tickets", Some(&cookie)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("Bob&#x27;s printer") || list.body.contains("Bob's printer"));
+    assert!(
+        !list.body.contains("Shared drive"),
+        "Alice's ticket is not Bob's"
+    );
+    let (cookie, page) = s.open(&s.path_of(&prefs)).await;
+    assert_eq!(page, "/preferences");
+    let prefs_page = s.get("/preferences", Some(&cookie)).await;
+    assert_eq!(prefs_page.status, StatusCode::OK);
+    // The links are Bob's: the preferences page they open is his.
+    let bob_id = s.contact("bob").await.id;
+    let opened = {
+        let mut conn = s.app.db.conn().await.unwrap();
+        postdesk::db::link_opens::count_for_contact(&mut conn, bob_id)
+            .await
+            .unwrap()
+    };
+    assert_eq!(opened, 2, "both links were Bob's");
+
+    // The ticket keeps the mail without the footer: others may read it.
+    let mut conn = s.app.db.conn().await.unwrap();
+    let shown = postdesk::db::tickets::show_ticket(
+        &mut conn,
+        &postdesk::domain::TicketNumber::parse("T-", "1001").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let ack = shown
+        .messages
+        .iter()
+        .find(|m| m.kind == "acknowledgement")
+        .expect("the acknowledgement on the ticket");
+    assert!(!ack.text.contains("/l/"), "{}", ack.text);
+
+    // One mail to Alice and Carol: neither gets links (they would be one
+    // person's in the other's mailbox); the stranger is no client's contact.
+    for who in [alice, carol, stranger] {
+        let text = text_of(&delivered(who).await);
+        assert!(!text.contains("Your links"), "{text}");
+        assert!(!text.contains("/l/"), "{text}");
+    }
+}

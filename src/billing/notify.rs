@@ -24,7 +24,8 @@ pub struct BillingMail<'a> {
     pub purpose: LinkPurpose,
     /// The document number for invoice links; empty for the statement.
     pub resource: &'a str,
-    /// Template data; `name`, `link`, `expires` and `branding` are added.
+    /// Template data; `name`, `link` and `expires` are added (and
+    /// `branding`, by the mailer).
     pub data: Value,
     /// Someone outside the billing and primary contacts who should also
     /// have it (the contact who paid).
@@ -95,7 +96,6 @@ pub async fn mail_billing_contacts(
             map.insert("name".into(), json!(person.name));
             map.insert("link".into(), json!(link));
             map.insert("expires".into(), json!(link_expiry(app, now_ms)));
-            map.insert("branding".into(), json!(app.config.branding));
         }
         let personal = personal_parts(&app.config, person, mail.optional, now_ms)?;
         let queued = queue_copy(
@@ -124,15 +124,12 @@ pub async fn mail_staff(
     tx: &mut Conn,
     kind: &str,
     template: &str,
-    mut data: Value,
+    data: Value,
     now_ms: i64,
 ) -> anyhow::Result<()> {
     let staff: Vec<EmailAddress> = app.config.staff.iter().map(|s| s.email.clone()).collect();
     if staff.is_empty() {
         return Ok(());
-    }
-    if let Value::Object(map) = &mut data {
-        map.insert("branding".into(), json!(app.config.branding));
     }
     app.ingestor
         .mailer
@@ -172,7 +169,7 @@ pub enum NoticeError {
 pub struct Notice<'a> {
     pub kind: &'a str,
     pub template: &'a str,
-    /// Template data; `name` and `branding` are added.
+    /// Template data; `name` is added (and `branding`, by the mailer).
     pub data: Value,
     /// Which contacts it is for, by type.
     pub wanted: fn(&ContactTypes) -> bool,
@@ -209,7 +206,6 @@ pub async fn mail_contacts(
         let mut data = notice.data.clone();
         if let Value::Object(map) = &mut data {
             map.insert("name".into(), json!(person.name));
-            map.insert("branding".into(), json!(config.branding));
         }
         let personal = personal_parts(config, &person, notice.optional, now_ms)
             .map_err(crate::mail::outgoing::QueueError::from)?;
@@ -245,6 +241,7 @@ fn personal_parts(
             .map(|kind| unsubscribe_url(config, person, kind, now_secs))
             .transpose()?,
         footer: Some(ContactLinks::of(config, person, now_secs)?),
+        footer_for_sole_contact: false,
     })
 }
 

@@ -384,6 +384,8 @@ pub struct Limits {
     /// Automatic mails one address may get in all per window.
     pub auto_mail_per_address: u32,
     pub auto_mail_window: Duration,
+    /// Replies one contact may post from ticket pages per hour.
+    pub portal_replies_per_hour: u32,
 }
 
 // ---------------------------------------------------------------- raw shape
@@ -727,6 +729,8 @@ struct RawLimits {
     auto_mail_per_address: u32,
     #[serde(default = "default_auto_mail_window_minutes")]
     auto_mail_window_minutes: u64,
+    #[serde(default = "default_portal_replies_per_hour")]
+    portal_replies_per_hour: u32,
 }
 impl Default for RawLimits {
     fn default() -> Self {
@@ -735,6 +739,7 @@ impl Default for RawLimits {
             auto_mail_per_ticket: default_auto_mail_per_ticket(),
             auto_mail_per_address: default_auto_mail_per_address(),
             auto_mail_window_minutes: default_auto_mail_window_minutes(),
+            portal_replies_per_hour: default_portal_replies_per_hour(),
         }
     }
 }
@@ -746,6 +751,9 @@ fn default_auto_mail_per_address() -> u32 {
 }
 fn default_auto_mail_window_minutes() -> u64 {
     10
+}
+fn default_portal_replies_per_hour() -> u32 {
+    20
 }
 fn default_max_message_mb() -> u64 {
     25
@@ -1267,12 +1275,36 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         ));
     }
 
+    // The logo is shown by pages and mails and named in the ticket page's
+    // CSP, so it must be one plain https (or http) URL.
+    if let Some(logo) = &raw.branding.logo_url {
+        let plain = (logo.starts_with("https://") || logo.starts_with("http://"))
+            && logo.len() > "https://".len()
+            && !logo.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, ';' | ',' | '"' | '\'' | '<' | '>')
+            });
+        if !plain {
+            return Err(err(
+                "branding.logo_url",
+                "must be an https:// URL without spaces, quotes, `;` or `,`".into(),
+            ));
+        }
+    }
+
     if raw.limits.max_message_mb == 0 {
         return Err(err("limits.max_message_mb", "must be at least 1".into()));
     }
     if raw.limits.auto_mail_window_minutes == 0 {
         return Err(err(
             "limits.auto_mail_window_minutes",
+            "must be at least 1".into(),
+        ));
+    }
+    if raw.limits.portal_replies_per_hour == 0 {
+        return Err(err(
+            "limits.portal_replies_per_hour",
             "must be at least 1".into(),
         ));
     }
@@ -1443,6 +1475,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             auto_mail_per_ticket: raw.limits.auto_mail_per_ticket,
             auto_mail_per_address: raw.limits.auto_mail_per_address,
             auto_mail_window: Duration::from_secs(raw.limits.auto_mail_window_minutes * 60),
+            portal_replies_per_hour: raw.limits.portal_replies_per_hour,
         },
         payments,
         payment_instructions,
@@ -1641,6 +1674,61 @@ secret = "0123456789abcdef0123456789abcdef"
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_toml_with_env(text, "test.toml", &env)
+    }
+
+    #[test]
+    fn portal_replies_per_hour_defaults_and_must_be_positive() {
+        assert_eq!(
+            load(MINIMAL, &[]).unwrap().limits.portal_replies_per_hour,
+            20
+        );
+        let c = load(
+            &format!("{MINIMAL}\n[limits]\nportal_replies_per_hour = 3\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.limits.portal_replies_per_hour, 3);
+        let Err(e) = load(
+            &format!("{MINIMAL}\n[limits]\nportal_replies_per_hour = 0\n"),
+            &[],
+        ) else {
+            panic!("0 was accepted");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("test.toml") && e.contains("limits.portal_replies_per_hour"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_logo_url_must_be_one_plain_https_url() {
+        let with_logo = |url: &str| {
+            load(
+                &format!("{MINIMAL}\n[branding]\nlogo_url = \"{url}\"\n"),
+                &[],
+            )
+        };
+        let c = with_logo("https://cdn.example.test/logo.png").unwrap();
+        assert_eq!(
+            c.branding.logo_url.as_deref(),
+            Some("https://cdn.example.test/logo.png")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "https://x.test/a b.png",
+            "https://x.test/a.png; img-src *",
+            "https://",
+        ] {
+            let Err(e) = with_logo(bad) else {
+                panic!("{bad} was accepted");
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("branding.logo_url") && e.contains("test.toml"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -524,3 +524,23 @@ pub async fn confirm_address_change(
     .await?;
     Ok(true)
 }
+
+/// How many replies `contact_email` posted from ticket pages since `since`
+/// (they are ingested as the contact's mail with a `portal.` Message-ID):
+/// what the per-contact limit of `[limits] portal_replies_per_hour` counts.
+pub async fn portal_replies_since(
+    conn: &mut AnyConnection,
+    contact_email: &str,
+    since: Millis,
+) -> Result<i64, DbError> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM messages WHERE direction = 'in' \
+         AND message_id LIKE 'portal.%' AND LOWER(from_email) = LOWER($1) \
+         AND created_at > $2",
+    )
+    .bind(contact_email)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(count)
+}

@@ -352,7 +352,6 @@ impl TokenManager {
                     "used_by": self.used_by.join(", "),
                     "account": self.username,
                     "provider": self.settings.provider.as_str(),
-                    "branding": self.notices.mailer.config.branding,
                 });
                 self.notices
                     .mailer

@@ -119,6 +119,11 @@ pub struct PersonalParts {
     pub unsubscribe_url: Option<String>,
     /// Links appended to the mail's text and HTML as a footer.
     pub footer: Option<ContactLinks>,
+    /// Without `footer`: when the mail goes to one address only (after
+    /// suppression and rate limits) and that address is an active client
+    /// contact's, the footer with that contact's links. A mail to several
+    /// people gets none: one copy cannot carry one person's links to others.
+    pub footer_for_sole_contact: bool,
 }
 
 /// What was queued.
@@ -164,6 +169,38 @@ impl Mailer {
     ) -> Result<Option<Queued>, QueueError> {
         self.queue_personal(tx, req, &PersonalParts::default(), now)
             .await
+    }
+
+    /// [`Mailer::queue`] for a mail about a client's ticket: when it goes to
+    /// one known contact only, it carries the footer with their links
+    /// (tickets, statement, preferences).
+    pub async fn queue_to_client(
+        &self,
+        tx: &mut AnyConnection,
+        req: MailRequest<'_>,
+        now: Millis,
+    ) -> Result<Option<Queued>, QueueError> {
+        let personal = PersonalParts {
+            footer_for_sole_contact: true,
+            ..PersonalParts::default()
+        };
+        self.queue_personal(tx, req, &personal, now).await
+    }
+
+    /// The links of the active client contact with address `to`, if any. A
+    /// contact made from an unknown sender's mail (no client) gets none.
+    async fn contact_links(
+        &self,
+        tx: &mut AnyConnection,
+        to: &EmailAddress,
+        now: Millis,
+    ) -> Result<Option<ContactLinks>, QueueError> {
+        match db::contacts::find_contact_by_email(tx, to).await? {
+            Some(contact) if contact.active && contact.client_id.is_some() => {
+                Ok(Some(ContactLinks::of(&self.config, &contact, now / 1000)?))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// [`Mailer::queue`] for a mail to one person, with their unsubscribe
@@ -235,11 +272,31 @@ impl Mailer {
             }
         }
 
+        // The branding is the config's, for every mail: callers need not
+        // (and cannot) pass their own.
+        let mut data = req.data;
+        if let serde_json::Value::Object(map) = &mut data {
+            map.insert("branding".into(), serde_json::json!(cfg.branding));
+        }
         let mut rendered = self
             .templates
-            .render(req.template, &req.data)
+            .render(req.template, &data)
             .map_err(|e| QueueError::Template(e.to_string()))?;
-        if let Some(links) = &personal.footer {
+        let sole_contact = match (to.as_slice(), cc.as_slice()) {
+            ([only], []) | ([], [only])
+                if personal.footer.is_none()
+                    && personal.footer_for_sole_contact
+                    && status == "pending" =>
+            {
+                self.contact_links(tx, only, now).await?
+            }
+            _ => None,
+        };
+        // The ticket records the mail without the footer: the links are
+        // the recipient's alone, and others may read the ticket.
+        let mut recorded_text = None;
+        if let Some(links) = personal.footer.as_ref().or(sole_contact.as_ref()) {
+            recorded_text = Some(rendered.text.clone());
             self.templates
                 .append_links_footer(&mut rendered, links)
                 .map_err(|e| QueueError::Template(e.to_string()))?;
@@ -277,7 +334,15 @@ impl Mailer {
         let message_id = super::message_id::generate(key, &domain);
         let from = match &req.from_name {
             Some(name) => Mailbox::new(Some(name.clone()), cfg.smtp.from.email.clone()),
-            None => cfg.smtp.from.clone(),
+            // Without a display name in `[smtp] from`, the company's.
+            None => Mailbox::new(
+                cfg.smtp
+                    .from
+                    .name
+                    .clone()
+                    .or_else(|| Some(cfg.branding.company_name.clone())),
+                cfg.smtp.from.email.clone(),
+            ),
         };
         let as_mailboxes = |v: &[EmailAddress]| -> Vec<Mailbox> {
             v.iter()
@@ -340,7 +405,7 @@ impl Mailer {
                     } else {
                         Visibility::System
                     },
-                    body_text: &rendered.text,
+                    body_text: recorded_text.as_deref().unwrap_or(&rendered.text),
                     body_trimmed: None,
                     body_html: None,
                     raw_sha256: None,

@@ -60,11 +60,27 @@ const BUILT_IN: &[(&str, &str)] = built_in![
     "my_links",
     "oauth_revoked",
     "address_confirmation",
+    "address_changed",
 ];
 
 /// Parts added to other mails, overridable like the mails: the footer with
-/// the recipient's own links (tickets, statement, preferences).
+/// the recipient's own links (tickets, statement, preferences), and the
+/// branded header (logo, else the company name in the brand colour) and
+/// sign-off (company name and `[branding] footer`) every mail includes as
+/// the partials `{{> brand_header}}` and `{{> brand_footer}}`.
 const FRAGMENTS: &[(&str, &str)] = &[
+    (
+        "brand_header.html",
+        include_str!("../../templates/mail/brand_header.html.hbs"),
+    ),
+    (
+        "brand_footer.html",
+        include_str!("../../templates/mail/brand_footer.html.hbs"),
+    ),
+    (
+        "brand_footer.text",
+        include_str!("../../templates/mail/brand_footer.text.hbs"),
+    ),
     (
         "links_footer.text",
         include_str!("../../templates/mail/links_footer.text.hbs"),
@@ -117,12 +133,21 @@ impl Templates {
             } else {
                 &mut plain
             };
+            let invalid = |e: handlebars::TemplateError| TemplateError::Invalid {
+                name: name.to_string(),
+                message: e.to_string(),
+            };
+            if name.starts_with("brand_") {
+                // Included by the mails as `{{> brand_header}}`: the part
+                // suffix is implied by the registry.
+                let stem = name.rsplit_once('.').map_or(*name, |(stem, _)| stem);
+                registry
+                    .register_partial(stem, source.clone())
+                    .map_err(invalid)?;
+            }
             registry
                 .register_template_string(name, source)
-                .map_err(|e| TemplateError::Invalid {
-                    name: name.to_string(),
-                    message: e.to_string(),
-                })?;
+                .map_err(invalid)?;
         }
         Ok(Self { html, plain })
     }

@@ -70,3 +70,75 @@ pub fn render_invoice(
         &format!("Invoice {}", invoice.summary.number),
     )
 }
+
+/// What [`render_invoice`] draws, as reviewable text: page by page, one line
+/// per mark with its position and size in points, weight, colour (`#rrggbb`)
+/// and text. The PDF's content streams are these marks in PDF syntax (with
+/// the text as glyph ids of the subset fonts); snapshot tests compare this.
+pub fn invoice_outline(
+    invoice: &InvoiceDetail,
+    payments: &[PdfPayment],
+    branding: &Branding,
+) -> Result<String, PdfError> {
+    use std::fmt::Write as _;
+
+    let faces = fonts::Typefaces::load()?;
+    let brand = canvas::Rgb::parse_hex(&branding.primary_color)?;
+    let pages = layout::invoice_pages(invoice, payments, branding, brand, &faces);
+    let hex = |c: canvas::Rgb| {
+        let channel = |v: f32| (v * 255.0).round() as u8;
+        format!(
+            "#{:02x}{:02x}{:02x}",
+            channel(c.0),
+            channel(c.1),
+            channel(c.2)
+        )
+    };
+    let mut out = String::new();
+    for (i, page) in pages.iter().enumerate() {
+        let _ = writeln!(out, "page {}", i + 1);
+        for mark in &page.marks {
+            let _ = match mark {
+                canvas::Mark::Text {
+                    x,
+                    baseline,
+                    size,
+                    weight,
+                    color,
+                    text,
+                } => writeln!(
+                    out,
+                    "  text x={x:.1} y={baseline:.1} size={size:.1} {} {} {text:?}",
+                    match weight {
+                        fonts::Weight::Regular => "regular",
+                        fonts::Weight::Bold => "bold",
+                    },
+                    hex(*color)
+                ),
+                canvas::Mark::Fill {
+                    x,
+                    top,
+                    width,
+                    height,
+                    color,
+                } => writeln!(
+                    out,
+                    "  fill x={x:.1} y={top:.1} w={width:.1} h={height:.1} {}",
+                    hex(*color)
+                ),
+                canvas::Mark::Rule {
+                    x,
+                    y,
+                    length,
+                    thickness,
+                    color,
+                } => writeln!(
+                    out,
+                    "  rule x={x:.1} y={y:.1} len={length:.1} width={thickness:.1} {}",
+                    hex(*color)
+                ),
+            };
+        }
+    }
+    Ok(out)
+}

@@ -239,7 +239,6 @@ async fn mail_confirmation(
                 kind: "address-confirmation",
                 template: "address_confirmation",
                 data: json!({
-                    "branding": app.config.branding,
                     "link": link,
                     "name": contact.name,
                     "client": client,
@@ -292,11 +291,65 @@ pub async fn confirm(app: &App, contact: &Contact, change_id: i64) -> Result<(),
     if !portal::confirm_address_change(&mut tx, &change, now).await? {
         return Err(AdminError::StaleConfirmation);
     }
+    tell_old_address(app, &mut tx, contact, now).await?;
     tx.commit().await?;
     tracing::info!(
         contact = contact.id,
         change = change.id,
         "address change confirmed"
     );
+    Ok(())
+}
+
+/// Queues the notice to the contact's OLD address that mail now goes
+/// elsewhere, in the confirmation's transaction: if the change was not
+/// theirs, they hear of it. It carries no links (their links just died, and
+/// the address is no longer theirs on file) and does not name the new one.
+async fn tell_old_address(
+    app: &App,
+    tx: &mut sqlx::AnyConnection,
+    contact: &Contact,
+    now_ms: i64,
+) -> Result<(), AdminError> {
+    let Ok(old) = EmailAddress::parse(&contact.email) else {
+        return Ok(());
+    };
+    let client = match contact.client_id {
+        Some(id) => contacts::client_name(tx, id).await?,
+        None => None,
+    };
+    let confirmed = chrono::DateTime::from_timestamp_millis(now_ms)
+        .map(|d| {
+            d.with_timezone(&app.config.company.timezone)
+                .format("%-d %B %Y, %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default();
+    app.ingestor
+        .mailer
+        .queue(
+            tx,
+            MailRequest {
+                kind: "address-changed",
+                template: "address_changed",
+                data: json!({
+                    "name": contact.name,
+                    "client": client,
+                    "confirmed": confirmed,
+                }),
+                to: vec![old],
+                cc: Vec::new(),
+                ticket: None,
+                visibility: Visibility::System,
+                origin: Origin::Notice,
+                from_name: None,
+                in_reply_to: None,
+                extra_references: &[],
+                attachments: &[],
+                thread_known: None,
+            },
+            now_ms,
+        )
+        .await?;
     Ok(())
 }

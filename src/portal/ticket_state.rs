@@ -116,7 +116,6 @@ async fn notify_staff(
         None => contact.email.clone(),
     };
     let data = json!({
-        "branding": app.config.branding,
         "headline": headline,
         "notice": null,
         "author": author,
@@ -162,7 +161,6 @@ async fn notify_client(
         .collect();
     let cc = conversation::participants(tx, ticket.id).await?;
     let data = json!({
-        "branding": app.config.branding,
         "closed": ticket.is_closed(),
         "reopen_days": app.config.tickets.reopen_days,
         "ticket": crate::mail::ticket_data::ticket_data(tx, ticket).await?,
@@ -170,7 +168,7 @@ async fn notify_client(
     let queued = app
         .ingestor
         .mailer
-        .queue(
+        .queue_to_client(
             tx,
             MailRequest {
                 kind: "status-changed",

@@ -85,7 +85,6 @@ pub async fn execute(
     }
     let minutes = (due - at).abs() / 60_000;
     let data = json!({
-        "branding": app.config.branding,
         "ticket": ticket_data(tx, &ticket).await?,
         "breached": breached,
         "due": local_time(app, due),

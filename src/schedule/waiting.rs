@@ -86,7 +86,6 @@ pub async fn execute(
         .ok_or_else(|| anyhow::anyhow!("ticket {id} vanished"))?;
     let days = (at - since) / DAY_MS;
     let data = json!({
-        "branding": app.config.branding,
         "ticket": ticket_data(tx, &ticket).await?,
         "days": days,
         "close_after_days": app.config.schedules.waiting_close_after_days,
@@ -107,7 +106,7 @@ pub async fn execute(
     let queued = app
         .ingestor
         .mailer
-        .queue(
+        .queue_to_client(
             tx,
             MailRequest {
                 kind,

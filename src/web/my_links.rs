@@ -193,7 +193,6 @@ async fn mail_links(
                             "name": contact.name,
                             "links": listed,
                             "expires": expires,
-                            "branding": app.config.branding,
                         }),
                         to: vec![to],
                         cc: Vec::new(),

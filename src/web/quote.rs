@@ -221,7 +221,6 @@ async fn record_decision(
         "decision": decision.label().to_ascii_lowercase(),
         "total": money(quote.total_minor, &quote.currency),
         "contact": contact.name.clone().unwrap_or_else(|| contact.email.clone()),
-        "branding": app.config.branding,
     });
     mail_staff(
         app,

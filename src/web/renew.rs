@@ -144,7 +144,6 @@ async fn mail_fresh_link(
                     "link": link,
                     "what": described(claims.purpose, &claims.resource),
                     "expires": expires,
-                    "branding": app.config.branding,
                 }),
                 to: vec![address],
                 cc: Vec::new(),

@@ -41,10 +41,23 @@ use crate::storage::BlobKind;
 /// How long an attachment URL of a rendered page works.
 const ATTACHMENT_URL_TTL_SECS: i64 = 3600;
 
-/// The ticket page's CSP: no script, images only from Postdesk itself or
-/// `data:` (a mail's remote images are removed, never fetched), no frames.
-pub(crate) const TICKET_PAGE_CSP: &str = "default-src 'none'; img-src 'self' data:; \
+/// The ticket page's CSP: no script, images only from Postdesk itself,
+/// `data:` (a mail's remote images are removed, never fetched) and the
+/// configured logo's exact URL, no frames.
+pub(crate) fn ticket_page_csp(branding: &crate::config::Branding) -> HeaderValue {
+    const STRICT: &str = "default-src 'none'; img-src 'self' data:; \
      style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    match &branding.logo_url {
+        // The config allows only plain URLs (no spaces, `;` or `,`).
+        Some(logo) => HeaderValue::from_str(&STRICT.replacen(
+            "img-src 'self' data:",
+            &format!("img-src 'self' data: {logo}"),
+            1,
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(STRICT)),
+        None => HeaderValue::from_static(STRICT),
+    }
+}
 
 /// What the image types the page shows inline may be; any other file is
 /// served as a download.
@@ -306,7 +319,7 @@ async fn page(
     }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(TICKET_PAGE_CSP),
+        ticket_page_csp(&state.app.config.branding),
     );
     response
 }
@@ -341,6 +354,29 @@ pub(crate) async fn reply(
     };
     if !csrf::check(&headers, &form.csrf) {
         return form_expired(&state);
+    }
+    match over_reply_limit(&state, &contact).await {
+        Ok(false) => {}
+        Ok(true) => {
+            let notice = format!(
+                "You have posted {} replies from this page in the last hour, as many as \
+                 we take. Nothing was added this time: please try again later, or reply \
+                 to one of our mails about this ticket.",
+                state.app.config.limits.portal_replies_per_hour
+            );
+            return page(
+                &state,
+                &contact,
+                &ticket,
+                Some(&notice),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "ticket page reply: database");
+            return state.pages.unavailable();
+        }
     }
     let reply = PortalReply {
         text: form.text,
@@ -392,6 +428,20 @@ pub(crate) async fn reply(
             state.pages.unavailable()
         }
     }
+}
+
+/// Whether `contact` has posted `[limits] portal_replies_per_hour` replies
+/// from ticket pages in the last hour already. Two posts at the same
+/// instant may both pass: a brake on floods, not an exact quota.
+async fn over_reply_limit(
+    state: &WebState,
+    contact: &crate::db::contacts::Contact,
+) -> Result<bool, crate::db::DbError> {
+    const HOUR_MS: i64 = 3_600_000;
+    let since = state.app.clock.now_millis() - HOUR_MS;
+    let mut conn = state.app.db.conn().await?;
+    let posted = crate::db::portal::portal_replies_since(&mut conn, &contact.email, since).await?;
+    Ok(posted >= i64::from(state.app.config.limits.portal_replies_per_hour))
 }
 
 struct ReplyForm {

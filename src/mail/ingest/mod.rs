@@ -1247,7 +1247,6 @@ impl Ingestor {
             return Ok(false);
         }
         let data = serde_json::json!({
-            "branding": self.config.branding,
             "headline": headline,
             "notice": notice,
             "author": author.map(|f| match &f.name {

@@ -266,7 +266,6 @@ impl Ingestor {
         let priority = crate::domain::Priority::parse(&ticket.priority)
             .unwrap_or(crate::domain::Priority::Medium);
         let data = serde_json::json!({
-            "branding": cfg.branding,
             "recipient_name": requester.name.clone().unwrap_or_else(|| requester.address.to_string()),
             "ticket": ticket_data,
             "expected_response": match cfg.sla.first_response(priority) {
@@ -280,7 +279,7 @@ impl Ingestor {
         let thread: Vec<String> = mail.message_id.iter().cloned().collect();
         let queued = self
             .mailer
-            .queue(
+            .queue_to_client(
                 tx,
                 MailRequest {
                     thread_known: Some(&thread),
@@ -312,7 +311,6 @@ impl Ingestor {
     ) -> Result<Applied, ApplyError> {
         let from = mail.from.as_ref().ok_or(ApplyError::Invalid("no sender"))?;
         let data = serde_json::json!({
-            "branding": self.config.branding,
             "original_subject": if mail.subject.is_empty() { "your message" } else { mail.subject.as_str() },
         });
         let references = mail.thread_ids();

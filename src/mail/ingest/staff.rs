@@ -127,14 +127,13 @@ impl Ingestor {
         if visibility == Visibility::Public {
             conversation::staff_responded(tx, ticket.id, now).await?;
             let data = serde_json::json!({
-                "branding": cfg.branding,
                 "author": author,
                 "text": body,
                 "ticket": self.ticket_data(tx, &ticket).await?,
             });
             queued |= self
                 .mailer
-                .queue(
+                .queue_to_client(
                     tx,
                     MailRequest {
                         kind: "public-reply",
@@ -158,14 +157,13 @@ impl Ingestor {
         } else if status_changed {
             // No reply to carry the news: the status change is its own mail.
             let data = serde_json::json!({
-                "branding": cfg.branding,
                 "closed": ticket.is_closed(),
                 "reopen_days": cfg.tickets.reopen_days,
                 "ticket": self.ticket_data(tx, &ticket).await?,
             });
             queued |= self
                 .mailer
-                .queue(
+                .queue_to_client(
                     tx,
                     MailRequest {
                         kind: "status-changed",
@@ -221,7 +219,6 @@ impl Ingestor {
         }
         audit::record(tx, &event).await?;
         let data = serde_json::json!({
-            "branding": self.config.branding,
             "errors": errors,
             "ticket_number": ticket.map(|t| t.number.as_str()).unwrap_or("new"),
             "original_subject": mail.subject,
