@@ -862,7 +862,7 @@ async fn a_ticket_mail_to_one_contact_carries_their_links_and_to_several_none() 
     let bob_id = s.contact("bob").await.id;
     let opened = {
         let mut conn = s.app.db.conn().await.unwrap();
-        postdesk::db::link_opens::count_for_contact(&mut conn, bob_id)
+        postdesk::db::audit::link_opens_by_contact(&mut conn, bob_id)
             .await
             .unwrap()
     };
