@@ -815,6 +815,56 @@ async fn an_address_change_takes_effect_only_after_confirmation() {
         assert!(!part.contains(&new), "{part}");
     }
     assert_eq!(s.outbox("address-confirmation").await.len(), 1);
+
+    // The audit log has each post once: the request and the confirmation
+    // with their changes, the refused confirmation from the page's layer;
+    // no address in any of them.
+    let alice_id = s.contact_id("alice").await;
+    let mut conn = s.app.db.conn().await.unwrap();
+    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "form_post")
+        .collect();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.action.as_str(),
+                r.outcome.as_str(),
+                r.actor_id.clone(),
+                r.resource.clone(),
+            )
+        })
+        .collect();
+    let change_id = at.rsplit('/').next().unwrap();
+    assert_eq!(
+        seen,
+        [
+            (
+                "contacts.change_address",
+                "ok",
+                Some(alice_id.to_string()),
+                Some(format!("contact:{bob_id}"))
+            ),
+            (
+                "contacts.confirm_address",
+                "denied",
+                Some(bob_id.to_string()),
+                Some(format!("address_change:{change_id}"))
+            ),
+            (
+                "contacts.confirm_address",
+                "ok",
+                Some(bob_id.to_string()),
+                Some(format!("address_change:{change_id}"))
+            ),
+        ],
+        "{rows:?}"
+    );
+    let everything = format!("{rows:?}");
+    assert!(!everything.contains(&new) && !everything.contains(&old));
 }
 
 /// Builds a multipart/form-data body.
@@ -1077,6 +1127,46 @@ async fn closing_and_reopening_on_the_page_tells_the_staff_and_the_client() {
         .await;
     assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.text());
     assert_eq!(s.detail(&number).await.ticket.status, "closed");
+
+    // Each post is in the audit log once: the changes with their
+    // transaction, the refused reopen by the page's layer.
+    let bob = s.contact("bob").await;
+    let mut conn = s.app.db.conn().await.unwrap();
+    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action.starts_with("ticket.") && r.kind == "form_post")
+        .collect();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.action.as_str(),
+                r.outcome.as_str(),
+                r.detail.as_ref().map(|d| d["changed"].clone()),
+            )
+        })
+        .collect();
+    let changed = |yes: bool| Some(serde_json::json!(yes));
+    assert_eq!(
+        seen,
+        [
+            ("ticket.close", "ok", changed(true)),
+            ("ticket.reopen", "ok", changed(true)),
+            ("ticket.close", "ok", changed(true)),
+            ("ticket.reopen", "denied", None),
+        ],
+        "{rows:?}"
+    );
+    for r in &rows {
+        assert_eq!(r.actor_id, Some(bob.id.to_string()));
+        assert_eq!(r.client_id, bob.client_id);
+        assert_eq!(
+            r.resource.as_deref(),
+            Some(format!("ticket:{number}").as_str())
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

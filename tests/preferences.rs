@@ -50,11 +50,16 @@ struct Reply {
 /// A client with Alice (billing + primary), Bob (standard) and Carol
 /// (billing), and an open invoice; `web` is added to the `[web]` section.
 async fn site(web: &str) -> Site {
+    site_with(web, "").await
+}
+
+/// [`site`] with `extra` sections in the config.
+async fn site_with(web: &str, extra: &str) -> Site {
     let t = TestEnv::new().await;
     let clock = ManualClock::new(ms("2026-11-20T10:00:00Z"));
     let shared: SharedClock = Arc::new(clock.clone());
     let toml = t
-        .config_toml("")
+        .config_toml(extra)
         .replacen("[web]\n", &format!("[web]\n{web}\n"), 1);
     let config = Config::from_toml_with_env(&toml, "test.toml", &Default::default()).unwrap();
     let app = App::open(config, shared).await.unwrap();
@@ -232,15 +237,42 @@ fn hidden(body: &str, field: &str) -> String {
     body[start..].split('"').next().unwrap().to_string()
 }
 
-/// The URL inside `<…>` of a `List-Unsubscribe` value.
-fn unsubscribe_url(raw: &[u8]) -> String {
+/// The URIs inside `<…>` of a `List-Unsubscribe` value, in order.
+fn unsubscribe_uris(raw: &[u8]) -> Vec<String> {
     let value = header(raw, "List-Unsubscribe").expect("List-Unsubscribe");
-    value
-        .trim()
-        .strip_prefix('<')
-        .and_then(|v| v.strip_suffix('>'))
-        .unwrap_or_else(|| panic!("<URL> in {value}"))
-        .to_string()
+    let uris: Vec<String> = value
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .strip_prefix('<')
+                .and_then(|v| v.strip_suffix('>'))
+                .unwrap_or_else(|| panic!("<URI> in {value}"))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(uris.len(), 2, "one HTTP URL and one mailto: in {value}");
+    uris
+}
+
+/// The one-click URL (RFC 8058: the header's one HTTP URI, first).
+fn unsubscribe_url(raw: &[u8]) -> String {
+    let url = unsubscribe_uris(raw).remove(0);
+    assert!(url.starts_with("http"), "{url}");
+    url
+}
+
+/// The `mailto:` of `List-Unsubscribe`: the address and the subject.
+fn unsubscribe_mailto(raw: &[u8]) -> (String, String) {
+    let mailto = unsubscribe_uris(raw).remove(1);
+    let rest = mailto
+        .strip_prefix("mailto:")
+        .unwrap_or_else(|| panic!("mailto: in {mailto}"));
+    let (address, query) = rest.split_once('?').expect("mailto:ADDRESS?subject=");
+    let subject = query
+        .strip_prefix("subject=")
+        .expect("subject=")
+        .replace("%20", " ");
+    (address.to_string(), subject)
 }
 
 fn text_of(raw: &[u8]) -> String {
@@ -891,4 +923,217 @@ async fn a_ticket_mail_to_one_contact_carries_their_links_and_to_several_none() 
         assert!(!text.contains("Your links"), "{text}");
         assert!(!text.contains("/l/"), "{text}");
     }
+}
+
+/// The invoice reminders queued after `after_id`, by recipient.
+async fn reminders_after(s: &Site, after_id: i64) -> Vec<(Vec<String>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for m in s.outbox("invoice-reminder").await {
+        if m.id > after_id {
+            out.push((m.recipients.clone(), s.raw(m.id).await));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The preferences page of `name`, as their link opens it.
+async fn preferences_page(s: &Site, name: &str) -> String {
+    let (cookie, page) = s.open(&s.link(name, LinkPurpose::Preferences).await).await;
+    assert_eq!(page, "/preferences");
+    let shown = s.get("/preferences", Some(&cookie)).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    shown.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_the_operator_made_optional_can_be_declined_by_those_it_is_for() {
+    let s = site_with("", "[schedules]\noptional_reminders = [\"dunning\"]\n").await;
+    let invoice = format!("INV-{}-1", s.t.tag);
+    postdesk::billing::send_invoice(&s.app, &invoice)
+        .await
+        .unwrap();
+    // Due 2026-11-16: the +7 stage has come.
+    s.pass(JobKind::Dunning, "2026-11-23T09:30:00Z").await;
+    let first = reminders_after(&s, 0).await;
+    let (alice, carol) = (s.addr("alice"), s.addr("carol"));
+    let to: Vec<_> = first.iter().map(|(to, _)| to.clone()).collect();
+    assert_eq!(to, [vec![alice.clone()], vec![carol.clone()]]);
+    let url = unsubscribe_url(&first[0].1);
+    assert!(
+        s.path_of(&url).starts_with("/unsubscribe/dunning/"),
+        "{url}"
+    );
+    assert_eq!(
+        header(&first[0].1, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+
+    // The preferences page offers it to whom it goes (Alice: billing), not
+    // to Bob (standard); reminders the operator did not mark stay off it.
+    let alices = preferences_page(&s, "alice").await;
+    assert!(alices.contains("name=\"dunning\" checked"), "{alices}");
+    assert!(!alices.contains("name=\"expiry\""), "{alices}");
+    assert!(!alices.contains("name=\"card-expiry\""), "{alices}");
+    let bobs = preferences_page(&s, "bob").await;
+    assert!(!bobs.contains("name=\"dunning\""), "{bobs}");
+
+    // Alice leaves by one click; the next stage reaches Carol only.
+    let done = s
+        .post(&s.path_of(&url), None, "List-Unsubscribe=One-Click")
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(done.body.contains("invoices that are due or overdue"));
+    assert!(!s.contact("alice").await.wants(OptionalMail::Dunning));
+    assert!(s.contact("alice").await.wants(OptionalMail::Statement));
+    let last = newest_reminder_id(&s).await;
+    s.pass(JobKind::Dunning, "2026-11-30T09:30:00Z").await;
+    let second = reminders_after(&s, last).await;
+    let to: Vec<_> = second.iter().map(|(to, _)| to.clone()).collect();
+    assert_eq!(to, [vec![carol]]);
+    let alices = preferences_page(&s, "alice").await;
+    assert!(
+        alices.contains("name=\"dunning\">"),
+        "unticked now: {alices}"
+    );
+}
+
+async fn newest_reminder_id(s: &Site) -> i64 {
+    s.outbox("invoice-reminder")
+        .await
+        .iter()
+        .map(|m| m.id)
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_not_made_optional_reaches_everyone_it_is_for() {
+    let s = site("").await;
+    // Alice's switch is off (as from a time the operator had it optional).
+    let alice_id = s.contact("alice").await.id;
+    {
+        let mut conn = s.app.db.conn().await.unwrap();
+        assert!(
+            postdesk::db::preferences::unsubscribe(&mut conn, alice_id, OptionalMail::Dunning)
+                .await
+                .unwrap()
+        );
+    }
+    postdesk::billing::send_invoice(&s.app, &format!("INV-{}-1", s.t.tag))
+        .await
+        .unwrap();
+    s.pass(JobKind::Dunning, "2026-11-23T09:30:00Z").await;
+    let sent = reminders_after(&s, 0).await;
+    let to: Vec<_> = sent.iter().map(|(to, _)| to.clone()).collect();
+    assert_eq!(to, [vec![s.addr("alice")], vec![s.addr("carol")]]);
+    for (_, raw) in &sent {
+        assert_eq!(header(raw, "List-Unsubscribe"), None);
+        assert_eq!(header(raw, "List-Unsubscribe-Post"), None);
+    }
+    let alices = preferences_page(&s, "alice").await;
+    assert!(!alices.contains("name=\"dunning\""), "{alices}");
+    assert!(alices.contains("name=\"statement\""), "{alices}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsubscribe_mail_from_the_mailto_stops_that_mail_and_opens_no_ticket() {
+    let s = site("").await;
+    s.pass(JobKind::Statement, "2026-12-01T07:30:00Z").await;
+    let mut state = s.app.sender.new_state().unwrap();
+    s.app
+        .sender
+        .round(&mut state, &CancellationToken::new())
+        .await
+        .unwrap();
+    state.close().await;
+    let (alice, carol) = (s.addr("alice"), s.addr("carol"));
+    let statement_of = |who: String| {
+        let mail = s.t.mail.clone();
+        async move {
+            wait_for("the statement", Duration::from_secs(20), || async {
+                read_folder(&mail, &who, "INBOX").await.into_iter().next()
+            })
+            .await
+        }
+    };
+    let (address, subject) = unsubscribe_mailto(&statement_of(alice.clone()).await);
+    let (support_local, support_domain) = s.t.support.split_once('@').unwrap();
+    assert_eq!(
+        address,
+        format!("{support_local}+unsubscribe@{support_domain}")
+    );
+    assert!(subject.starts_with("unsubscribe statement "), "{subject}");
+    let (carol_address, carol_subject) = unsubscribe_mailto(&statement_of(carol.clone()).await);
+    assert_eq!(carol_address, address);
+
+    // What a mail client sends for the mailto:, through Postfix into the
+    // support mailbox; and Carol's with a forged token (its last
+    // character changed), which must change nothing.
+    let tag = &s.t.tag;
+    let unsubscribe_mail = |from: &str, subject: &str, id: &str| {
+        format!(
+            "From: {from}\r\nTo: {address}\r\nSubject: {subject}\r\nMessage-ID: <{id}-{tag}@customer.test>\r\n\
+Date: Tue, 01 Dec 2026 08:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+This message was automatically generated to unsubscribe.\r\n"
+        )
+        .into_bytes()
+    };
+    let mut forged = carol_subject.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    send_mail(
+        &s.t.mail,
+        &alice,
+        &[&address],
+        &unsubscribe_mail(&alice, &subject, "unsub-a"),
+    )
+    .await;
+    send_mail(
+        &s.t.mail,
+        &carol,
+        &[&carol_address],
+        &unsubscribe_mail(&carol, &forged, "unsub-c"),
+    )
+    .await;
+
+    let daemon = RunningDaemon::start(s.app.clone());
+    let mail = s.t.mail.clone();
+    let support = s.t.support.clone();
+    wait_for("both mails processed", Duration::from_secs(30), || async {
+        (read_folder(&mail, &support, "Processed").await.len() == 2).then_some(())
+    })
+    .await;
+    daemon.stop().await;
+
+    let alice_now = s.contact("alice").await;
+    assert!(!alice_now.wants(OptionalMail::Statement));
+    assert!(alice_now.wants(OptionalMail::Report), "only that kind");
+    assert!(s.contact("carol").await.wants(OptionalMail::Statement));
+    // No ticket, nothing answered.
+    assert!(ticket_subjects(&s.app).await.is_empty());
+    assert!(s.outbox("acknowledgement").await.is_empty());
+    // The audit log says who and how; no address or token in it.
+    let mut conn = s.app.db.conn().await.unwrap();
+    let rows = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap();
+    let by_mail: Vec<_> = rows
+        .iter()
+        .filter(|r| r.action == "preferences.unsubscribe")
+        .collect();
+    assert_eq!(by_mail.len(), 1, "{rows:?}");
+    assert_eq!(by_mail[0].actor_id, Some(alice_now.id.to_string()));
+    assert_eq!(
+        by_mail[0].resource.as_deref(),
+        Some("preferences:statement")
+    );
+    assert_eq!(
+        by_mail[0].detail.as_ref().and_then(|d| d.get("via")),
+        Some(&serde_json::json!("mail"))
+    );
+    let token = subject.rsplit(' ').next().unwrap();
+    let everything = format!("{rows:?}");
+    assert!(!everything.contains(token));
+    assert!(!everything.contains(&alice));
 }

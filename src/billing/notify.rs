@@ -10,12 +10,11 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::config::Config;
 use crate::db::contacts::{self, Contact};
-use crate::db::tickets::Visibility;
 use crate::db::{inbound, Conn};
 use crate::domain::{ContactTypes, EmailAddress, OptionalMail};
-use crate::links::issue::{signed_link, unsubscribe_url, ContactLinks};
+use crate::links::issue::{signed_link, unsubscribe_links, ContactLinks};
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::{MailRequest, Mailer, Origin, OutgoingAttachment, PersonalParts};
+use crate::mail::outgoing::{MailRequest, Mailer, OutgoingAttachment, PersonalParts};
 
 /// One billing mail: what it is, and the page its link opens.
 pub struct BillingMail<'a> {
@@ -133,25 +132,7 @@ pub async fn mail_staff(
     }
     app.ingestor
         .mailer
-        .queue(
-            tx,
-            MailRequest {
-                kind,
-                template,
-                data,
-                to: staff,
-                cc: Vec::new(),
-                ticket: None,
-                visibility: Visibility::Internal,
-                origin: Origin::Notice,
-                from_name: None,
-                in_reply_to: None,
-                extra_references: &[],
-                attachments: &[],
-                thread_known: None,
-            },
-            now_ms,
-        )
+        .queue(tx, MailRequest::notice(kind, template, data, staff), now_ms)
         .await?;
     Ok(())
 }
@@ -237,11 +218,11 @@ fn personal_parts(
 ) -> Result<PersonalParts, crate::links::LinkError> {
     let now_secs = now_ms / 1000;
     Ok(PersonalParts {
-        unsubscribe_url: optional
-            .map(|kind| unsubscribe_url(config, person, kind, now_secs))
+        unsubscribe: optional
+            .map(|kind| unsubscribe_links(config, person, kind, now_secs))
             .transpose()?,
         footer: Some(ContactLinks::of(config, person, now_secs)?),
-        footer_for_sole_contact: false,
+        ..PersonalParts::default()
     })
 }
 
@@ -265,19 +246,8 @@ async fn queue_copy(
         .queue_personal(
             tx,
             MailRequest {
-                kind,
-                template,
-                data,
-                to: vec![to],
-                cc: Vec::new(),
-                ticket: None,
-                visibility: Visibility::System,
-                origin: Origin::Notice,
-                from_name: None,
-                in_reply_to: None,
-                extra_references: &[],
                 attachments,
-                thread_known: None,
+                ..MailRequest::notice(kind, template, data, vec![to])
             },
             personal,
             now_ms,

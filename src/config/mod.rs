@@ -1641,6 +1641,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::OptionalMail;
 
     const MINIMAL: &str = r#"
 [database]
@@ -1749,6 +1750,7 @@ secret = "0123456789abcdef0123456789abcdef"
         assert_eq!(c.schedules.dunning_stages, [-3, 0, 7, 14, 30]);
         assert_eq!(c.schedules.expiry_days, [45, 30, 14, 7, 1]);
         assert_eq!(c.schedules.autopay_attempts, 3);
+        assert!(c.schedules.optional_reminders.is_empty());
         // Every job is on by default, at its default time.
         let crons = [
             (&c.schedules.dunning, "0 9 * * *"),
@@ -1768,6 +1770,7 @@ secret = "0123456789abcdef0123456789abcdef"
         let c = load(
             &format!(
                 "{MINIMAL}\n[company]\ntimezone = \"America/New_York\"\n\
+                 [schedules]\noptional_reminders = [\"dunning\", \"expiry\", \"dunning\"]\n\
                  [schedules.dunning]\ncron = \"15 8 * * 1-5\"\nstages = [10, -5, 0]\n\
                  [schedules.expiry]\nenabled = false\n"
             ),
@@ -1777,6 +1780,18 @@ secret = "0123456789abcdef0123456789abcdef"
         assert_eq!(c.company.timezone.name(), "America/New_York");
         assert_eq!(c.schedules.dunning_stages, [-5, 0, 10]);
         assert!(c.schedules.expiry.cron.is_none());
+        assert_eq!(
+            c.schedules.optional_reminders,
+            [OptionalMail::Dunning, OptionalMail::ExpiryAlerts]
+        );
+        assert_eq!(
+            c.schedules.optional_reminder(OptionalMail::CardExpiry),
+            None
+        );
+        assert_eq!(
+            c.schedules.optional_reminder(OptionalMail::Dunning),
+            Some(OptionalMail::Dunning)
+        );
         assert_eq!(
             c.schedules
                 .recurring
@@ -1816,6 +1831,11 @@ secret = "0123456789abcdef0123456789abcdef"
                 "[schedules.waiting]\nremind_after_days = 5\nclose_after_days = 5\n",
                 "schedules.waiting.close_after_days",
                 "more than remind_after_days",
+            ),
+            (
+                "[schedules]\noptional_reminders = [\"statement\"]\n",
+                "schedules.optional_reminders",
+                "not a reminder kind; known: expiry, card-expiry, dunning",
             ),
             (
                 "[schedules.purge]\nraw_mail_days = 1\n",

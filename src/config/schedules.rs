@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::ConfigError;
-use crate::domain::BusinessHours;
+use crate::domain::{BusinessHours, OptionalMail};
 
 /// The time zone dates are computed in when a client has none of its own,
 /// and the working time first responses are counted in.
@@ -157,6 +157,19 @@ pub struct SchedulesConfig {
     pub statement: JobSchedule,
     /// Monthly service reports (optional per client and contact).
     pub report: JobSchedule,
+    /// Reminder kinds the operator made optional: each contact may decline
+    /// them (preferences page, one-click unsubscribe). Empty by default:
+    /// every reminder goes to everyone it is for.
+    pub optional_reminders: Vec<OptionalMail>,
+}
+
+impl SchedulesConfig {
+    /// `kind` when the operator marked that reminder optional: what the
+    /// sender passes as the mail's optional kind (skip who declined it, add
+    /// the unsubscribe headers); `None` when everyone gets it.
+    pub fn optional_reminder(&self, kind: OptionalMail) -> Option<OptionalMail> {
+        self.optional_reminders.contains(&kind).then_some(kind)
+    }
 }
 
 /// One job's cron, or `None` when the operator switched it off.
@@ -223,6 +236,9 @@ pub(super) struct RawSchedules {
     statement: RawJob,
     #[serde(default)]
     report: RawJob,
+    /// Names of reminder kinds the contacts may decline.
+    #[serde(default)]
+    optional_reminders: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -543,6 +559,24 @@ pub(super) fn validate_schedules(
             "must list days before expiry between 1 and 3650".into(),
         ));
     }
+    let mut optional_reminders = Vec::new();
+    for name in &raw.optional_reminders {
+        let kind = OptionalMail::parse(name)
+            .filter(|k| k.is_reminder())
+            .ok_or_else(|| {
+                let known: Vec<&str> = OptionalMail::REMINDERS.map(OptionalMail::as_str).to_vec();
+                err(
+                    "schedules.optional_reminders",
+                    format!(
+                        "\"{name}\" is not a reminder kind; known: {}",
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        if !optional_reminders.contains(&kind) {
+            optional_reminders.push(kind);
+        }
+    }
     Ok(SchedulesConfig {
         dunning,
         dunning_stages,
@@ -561,6 +595,7 @@ pub(super) fn validate_schedules(
         raw_mail_days: raw.purge.raw_mail_days,
         statement,
         report,
+        optional_reminders,
     })
 }
 

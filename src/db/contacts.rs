@@ -45,6 +45,9 @@ type ContactRow = (
     i64,
     i64,
     i64,
+    i64,
+    i64,
+    i64,
 );
 
 fn contact_from_row(r: ContactRow) -> Contact {
@@ -65,13 +68,17 @@ fn contact_from_row(r: ContactRow) -> Contact {
             statement: flag(r.10),
             report: flag(r.11),
             announcements: flag(r.12),
+            expiry_alerts: flag(r.13),
+            card_expiry: flag(r.14),
+            dunning: flag(r.15),
         },
     }
 }
 
 const CONTACT_COLUMNS: &str =
     "id, client_id, email, name, is_primary, is_billing, is_technical, active, link_generation, \
-     optional_mail, statement_mail, report_mail, announcement_mail";
+     optional_mail, statement_mail, report_mail, announcement_mail, expiry_mail, \
+     card_expiry_mail, dunning_mail";
 
 pub async fn find_contact_by_email(
     conn: &mut AnyConnection,

@@ -17,11 +17,15 @@ pub async fn save_choices(
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE contacts SET optional_mail = 1, statement_mail = $1, report_mail = $2, \
-         announcement_mail = $3 WHERE id = $4",
+         announcement_mail = $3, expiry_mail = $4, card_expiry_mail = $5, dunning_mail = $6 \
+         WHERE id = $7",
     )
     .bind(i64::from(choices.statement))
     .bind(i64::from(choices.report))
     .bind(i64::from(choices.announcements))
+    .bind(i64::from(choices.expiry_alerts))
+    .bind(i64::from(choices.card_expiry))
+    .bind(i64::from(choices.dunning))
     .bind(contact_id)
     .execute(&mut *conn)
     .await?;
@@ -39,8 +43,11 @@ pub async fn unsubscribe(
         OptionalMail::Statement => "statement_mail",
         OptionalMail::Report => "report_mail",
         OptionalMail::Announcements => "announcement_mail",
+        OptionalMail::ExpiryAlerts => "expiry_mail",
+        OptionalMail::CardExpiry => "card_expiry_mail",
+        OptionalMail::Dunning => "dunning_mail",
     };
-    // `column` is one of three fixed names, never input.
+    // `column` is one of six fixed names, never input.
     let done = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE contacts SET {column} = 0 WHERE id = $1 AND {column} <> 0"
     )))

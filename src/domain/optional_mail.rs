@@ -1,7 +1,9 @@
 //! Optional mail (SPEC §4): the kinds of mail a person may decline — the
-//! monthly statement, the monthly service report and announcements — and a
-//! contact's choices among them. Everything else (acknowledgements,
-//! invoices, receipts, reminders, alerts) is not optional.
+//! monthly statement, the monthly service report and announcements always;
+//! expiry alerts, saved-card expiry alerts and payment reminders (dunning)
+//! only when the operator marks them optional (`[schedules]
+//! optional_reminders`) — and a contact's choices among them. Everything
+//! else (acknowledgements, invoices, receipts, ticket mail) is not optional.
 
 /// A kind of optional mail; also the "list" of RFC 8058 one-click
 /// unsubscribe.
@@ -14,10 +16,32 @@ pub enum OptionalMail {
     Report,
     /// Announcements: maintenance windows, news.
     Announcements,
+    /// Reminder: domains, certificates, warranties, contracts expiring.
+    #[serde(rename = "expiry")]
+    ExpiryAlerts,
+    /// Reminder: a saved card expires before the auto-pay charge.
+    CardExpiry,
+    /// Reminder: an invoice is due or overdue (the dunning stages).
+    Dunning,
 }
 
 impl OptionalMail {
-    pub const ALL: [OptionalMail; 3] = [Self::Statement, Self::Report, Self::Announcements];
+    pub const ALL: [OptionalMail; 6] = [
+        Self::Statement,
+        Self::Report,
+        Self::Announcements,
+        Self::ExpiryAlerts,
+        Self::CardExpiry,
+        Self::Dunning,
+    ];
+
+    /// The reminders, optional only when the operator marks them so.
+    pub const REMINDERS: [OptionalMail; 3] = [Self::ExpiryAlerts, Self::CardExpiry, Self::Dunning];
+
+    /// A reminder kind: optional only when the operator marks it so.
+    pub fn is_reminder(self) -> bool {
+        Self::REMINDERS.contains(&self)
+    }
 
     /// The name in URLs and forms.
     pub fn as_str(self) -> &'static str {
@@ -25,6 +49,9 @@ impl OptionalMail {
             Self::Statement => "statement",
             Self::Report => "report",
             Self::Announcements => "announcements",
+            Self::ExpiryAlerts => "expiry",
+            Self::CardExpiry => "card-expiry",
+            Self::Dunning => "dunning",
         }
     }
 
@@ -38,6 +65,11 @@ impl OptionalMail {
             Self::Statement => "Monthly statement of your account",
             Self::Report => "Monthly service report (tickets, hours, invoices)",
             Self::Announcements => "Announcements (maintenance, news)",
+            Self::ExpiryAlerts => {
+                "Reminders of expiring domains, certificates, warranties and contracts"
+            }
+            Self::CardExpiry => "Reminders that a saved card expires before its next charge",
+            Self::Dunning => "Reminders of invoices that are due or overdue",
         }
     }
 }
@@ -48,6 +80,9 @@ pub struct MailChoices {
     pub statement: bool,
     pub report: bool,
     pub announcements: bool,
+    pub expiry_alerts: bool,
+    pub card_expiry: bool,
+    pub dunning: bool,
 }
 
 impl Default for MailChoices {
@@ -62,6 +97,9 @@ impl MailChoices {
             statement: on,
             report: on,
             announcements: on,
+            expiry_alerts: on,
+            card_expiry: on,
+            dunning: on,
         }
     }
 
@@ -70,6 +108,9 @@ impl MailChoices {
             OptionalMail::Statement => self.statement,
             OptionalMail::Report => self.report,
             OptionalMail::Announcements => self.announcements,
+            OptionalMail::ExpiryAlerts => self.expiry_alerts,
+            OptionalMail::CardExpiry => self.card_expiry,
+            OptionalMail::Dunning => self.dunning,
         }
     }
 
@@ -78,6 +119,9 @@ impl MailChoices {
             OptionalMail::Statement => self.statement = on,
             OptionalMail::Report => self.report = on,
             OptionalMail::Announcements => self.announcements = on,
+            OptionalMail::ExpiryAlerts => self.expiry_alerts = on,
+            OptionalMail::CardExpiry => self.card_expiry = on,
+            OptionalMail::Dunning => self.dunning = on,
         }
     }
 }
@@ -97,5 +141,13 @@ mod tests {
         assert!(choices.get(OptionalMail::Statement));
         assert!(!choices.get(OptionalMail::Report));
         assert!(choices.get(OptionalMail::Announcements));
+        choices.set(OptionalMail::Dunning, false);
+        assert!(!choices.get(OptionalMail::Dunning));
+        assert!(choices.get(OptionalMail::CardExpiry));
+        let reminders: Vec<_> = OptionalMail::ALL
+            .into_iter()
+            .filter(|k| k.is_reminder())
+            .collect();
+        assert_eq!(reminders, OptionalMail::REMINDERS);
     }
 }

@@ -135,22 +135,43 @@ fn signed_token(
     sign(&config.link_keys, &claims)
 }
 
-/// The one-click unsubscribe URL (RFC 8058) of `contact` for optional mail
-/// of `kind`: `<base_url>/unsubscribe/<kind>/<token>`, the token a
-/// preferences link's. A POST there unsubscribes; a GET shows the
-/// preferences.
-pub fn unsubscribe_url(
+/// The sub-address (`support+unsubscribe@…`) of the first mailbox that the
+/// `mailto:` of `List-Unsubscribe` writes to; ingest recognises it.
+pub const UNSUBSCRIBE_DETAIL: &str = "unsubscribe";
+
+/// The ways `contact` can leave optional mail of `kind` without a browser,
+/// as `List-Unsubscribe` carries them (RFC 2369, RFC 8058). Both hold the
+/// token of a preferences link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeLinks {
+    /// `<base_url>/unsubscribe/<kind>/<token>`: a POST there unsubscribes
+    /// (RFC 8058 one-click); a GET shows the preferences.
+    pub url: String,
+    /// `mailto:support+unsubscribe@…?subject=unsubscribe <kind> <token>`:
+    /// the mail a client sends for it unsubscribes when ingested. `None`
+    /// without a mailbox (mail only piped in).
+    pub mailto: Option<String>,
+}
+
+pub fn unsubscribe_links(
     config: &Config,
     contact: &Contact,
     kind: OptionalMail,
     now_secs: i64,
-) -> Result<String, LinkError> {
+) -> Result<UnsubscribeLinks, LinkError> {
     let token = signed_token(config, contact, LinkPurpose::Preferences, "", now_secs)?;
-    Ok(format!(
-        "{}/unsubscribe/{}/{token}",
-        config.web.base_url,
-        kind.as_str()
-    ))
+    let kind = kind.as_str();
+    Ok(UnsubscribeLinks {
+        url: format!("{}/unsubscribe/{kind}/{token}", config.web.base_url),
+        // The token is URL-safe base64 and dots: nothing to escape but the
+        // spaces of the subject.
+        mailto: config.mailboxes.first().map(|mailbox| {
+            format!(
+                "mailto:{}?subject=unsubscribe%20{kind}%20{token}",
+                mailbox.address.with_detail(UNSUBSCRIBE_DETAIL)
+            )
+        }),
+    })
 }
 
 /// The pages that matter for a contact, as signed links: their tickets,

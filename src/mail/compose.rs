@@ -11,6 +11,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart};
 
 use super::parse::LOOP_HEADER;
 use super::templates::RenderedMail;
+use crate::links::issue::UnsubscribeLinks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -36,9 +37,9 @@ pub struct Outgoing<'a> {
     pub dkim: Option<&'a lettre::message::dkim::DkimConfig>,
     /// Identifies this installation in the loop header.
     pub loop_token: &'a str,
-    /// Optional mail: the one-click unsubscribe URL (RFC 8058), sent as
-    /// `List-Unsubscribe` with `List-Unsubscribe-Post`.
-    pub unsubscribe_url: Option<&'a str>,
+    /// Optional mail: the one-click unsubscribe URL (RFC 8058) and the
+    /// `mailto:`, sent as `List-Unsubscribe` with `List-Unsubscribe-Post`.
+    pub unsubscribe: Option<&'a UnsubscribeLinks>,
     pub content: &'a RenderedMail,
 }
 
@@ -93,10 +94,16 @@ pub fn build(o: &Outgoing<'_>) -> Result<Vec<u8>, ComposeError> {
             "All".into(),
         ));
     }
-    if let Some(url) = o.unsubscribe_url {
+    if let Some(links) = o.unsubscribe {
+        // RFC 8058: exactly one HTTPS URI, which the POST header refers to;
+        // the mailto: is for clients that only send mail.
+        let value = match &links.mailto {
+            Some(mailto) => format!("<{}>, <{mailto}>", links.url),
+            None => format!("<{}>", links.url),
+        };
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe"),
-            format!("<{url}>"),
+            value,
         ));
         headers.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),

@@ -37,10 +37,9 @@ use tokio::sync::Notify;
 
 use crate::clock::{Millis, SharedClock};
 use crate::config::{Config, LinkKey, OAuth2Config};
-use crate::db::tickets::Visibility;
 use crate::db::{oauth_tokens, Db, DbError};
 use crate::domain::EmailAddress;
-use crate::mail::outgoing::{MailRequest, Mailer, Origin, QueueError};
+use crate::mail::outgoing::{MailRequest, Mailer, QueueError};
 use crate::metrics::Metrics;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -357,21 +356,12 @@ impl TokenManager {
                     .mailer
                     .queue(
                         &mut tx,
-                        MailRequest {
-                            kind: "oauth-revoked",
-                            template: "oauth_revoked",
+                        MailRequest::notice(
+                            "oauth-revoked",
+                            "oauth_revoked",
                             data,
-                            to: self.notices.operators.clone(),
-                            cc: Vec::new(),
-                            ticket: None,
-                            visibility: Visibility::Internal,
-                            origin: Origin::Notice,
-                            from_name: None,
-                            in_reply_to: None,
-                            extra_references: &[],
-                            attachments: &[],
-                            thread_known: None,
-                        },
+                            self.notices.operators.clone(),
+                        ),
                         now,
                     )
                     .await?;

@@ -14,11 +14,12 @@ use super::compose::{self, Outgoing};
 use super::templates::Templates;
 use crate::clock::Millis;
 use crate::config::Config;
+use crate::db::contacts::Contact;
 use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::{self, Direction, NewMessage, Visibility};
 use crate::db::{self, DbError};
 use crate::domain::EmailAddress;
-use crate::links::issue::ContactLinks;
+use crate::links::issue::{ContactLinks, UnsubscribeLinks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -110,13 +111,42 @@ pub struct MailRequest<'a> {
     pub thread_known: Option<&'a [String]>,
 }
 
+impl<'a> MailRequest<'a> {
+    /// A notice about no ticket (a confirmation, a fresh link, an alert to
+    /// the operators): to `to` alone, automatic (`Origin::Notice`), no
+    /// thread, no attachments. Set the other fields with struct update.
+    pub fn notice(
+        kind: &'a str,
+        template: &'a str,
+        data: serde_json::Value,
+        to: Vec<EmailAddress>,
+    ) -> Self {
+        MailRequest {
+            kind,
+            template,
+            data,
+            to,
+            cc: Vec::new(),
+            ticket: None,
+            // Without a ticket the mail is recorded nowhere but the outbox.
+            visibility: Visibility::System,
+            origin: Origin::Notice,
+            from_name: None,
+            in_reply_to: None,
+            extra_references: &[],
+            attachments: &[],
+            thread_known: None,
+        }
+    }
+}
+
 /// What a mail to one person carries besides its template: the one-click
 /// unsubscribe of optional mail and the footer with that person's links.
 /// Only per-person mails have these (a link names its contact).
 #[derive(Debug, Clone, Default)]
 pub struct PersonalParts {
-    /// The one-click unsubscribe URL (RFC 8058) of an optional mail.
-    pub unsubscribe_url: Option<String>,
+    /// How to leave an optional mail: `List-Unsubscribe` (RFC 8058).
+    pub unsubscribe: Option<UnsubscribeLinks>,
     /// Links appended to the mail's text and HTML as a footer.
     pub footer: Option<ContactLinks>,
     /// Without `footer`: when the mail goes to one address only (after
@@ -124,6 +154,9 @@ pub struct PersonalParts {
     /// contact's, the footer with that contact's links. A mail to several
     /// people gets none: one copy cannot carry one person's links to others.
     pub footer_for_sole_contact: bool,
+    /// The contact of one recipient, when the caller has it at hand: for
+    /// `footer_for_sole_contact`, not looked up again.
+    pub known_contact: Option<Contact>,
 }
 
 /// What was queued.
@@ -174,14 +207,17 @@ impl Mailer {
     /// [`Mailer::queue`] for a mail about a client's ticket: when it goes to
     /// one known contact only, it carries the footer with their links
     /// (tickets, statement, preferences).
+    /// `known_contact` is a recipient's contact the caller already has.
     pub async fn queue_to_client(
         &self,
         tx: &mut AnyConnection,
         req: MailRequest<'_>,
+        known_contact: Option<&Contact>,
         now: Millis,
     ) -> Result<Option<Queued>, QueueError> {
         let personal = PersonalParts {
             footer_for_sole_contact: true,
+            known_contact: known_contact.cloned(),
             ..PersonalParts::default()
         };
         self.queue_personal(tx, req, &personal, now).await
@@ -193,11 +229,20 @@ impl Mailer {
         &self,
         tx: &mut AnyConnection,
         to: &EmailAddress,
+        known: Option<&Contact>,
         now: Millis,
     ) -> Result<Option<ContactLinks>, QueueError> {
-        match db::contacts::find_contact_by_email(tx, to).await? {
+        let looked_up;
+        let contact = match known {
+            Some(c) if c.email == to.as_str() => Some(c),
+            _ => {
+                looked_up = db::contacts::find_contact_by_email(tx, to).await?;
+                looked_up.as_ref()
+            }
+        };
+        match contact {
             Some(contact) if contact.active && contact.client_id.is_some() => {
-                Ok(Some(ContactLinks::of(&self.config, &contact, now / 1000)?))
+                Ok(Some(ContactLinks::of(&self.config, contact, now / 1000)?))
             }
             _ => Ok(None),
         }
@@ -288,7 +333,8 @@ impl Mailer {
                     && personal.footer_for_sole_contact
                     && status == "pending" =>
             {
-                self.contact_links(tx, only, now).await?
+                self.contact_links(tx, only, personal.known_contact.as_ref(), now)
+                    .await?
             }
             _ => None,
         };
@@ -362,7 +408,7 @@ impl Mailer {
             attachments: req.attachments,
             dkim: self.dkim.as_deref(),
             loop_token: &domain,
-            unsubscribe_url: personal.unsubscribe_url.as_deref(),
+            unsubscribe: personal.unsubscribe.as_ref(),
             content: &rendered,
         })
         .map_err(|e| QueueError::Template(e.to_string()))?;

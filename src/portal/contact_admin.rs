@@ -13,13 +13,13 @@
 use serde_json::json;
 
 use crate::app::App;
+use crate::audit::AuditEvent;
 use crate::db::contacts::{self, Contact, ContactOrigin};
-use crate::db::portal;
-use crate::db::tickets::Visibility;
 use crate::db::DbError;
+use crate::db::{audit, portal};
 use crate::domain::{ContactTypes, EmailAddress};
 use crate::links::{sign, LinkClaims, LinkError, LinkPurpose};
-use crate::mail::outgoing::{MailRequest, Origin, QueueError};
+use crate::mail::outgoing::{MailRequest, QueueError};
 
 use super::access::manages_contacts;
 
@@ -94,8 +94,15 @@ pub enum Done {
 }
 
 /// Applies `change` for `actor` (the contacts link's holder), in one
-/// transaction with the mail it causes.
-pub async fn apply(app: &App, actor: &Contact, change: ContactChange) -> Result<Done, AdminError> {
+/// transaction with the mail it causes and `audit` (the form post, as the
+/// page saw it). A refused change writes nothing: the page's layer records
+/// the refusal.
+pub async fn apply(
+    app: &App,
+    actor: &Contact,
+    change: ContactChange,
+    audit: AuditEvent,
+) -> Result<Done, AdminError> {
     let client_id = match actor.client_id {
         Some(id) if manages_contacts(actor) => id,
         _ => return Err(AdminError::NotAllowed),
@@ -130,7 +137,7 @@ pub async fn apply(app: &App, actor: &Contact, change: ContactChange) -> Result<
             )
             .await?;
             tracing::info!(actor = actor.id, contact = id, "contact added on the web");
-            Done::Added
+            (Done::Added, Some(id), false)
         }
         ContactChange::SetTypes { contact_id, types } => {
             let contact = target(&mut tx, client_id, contact_id).await?;
@@ -149,7 +156,7 @@ pub async fn apply(app: &App, actor: &Contact, change: ContactChange) -> Result<
                 contact = contact.id,
                 "contact types changed on the web"
             );
-            Done::TypesChanged
+            (Done::TypesChanged, None, false)
         }
         ContactChange::Deactivate { contact_id } => {
             let contact = target(&mut tx, client_id, contact_id).await?;
@@ -167,7 +174,7 @@ pub async fn apply(app: &App, actor: &Contact, change: ContactChange) -> Result<
                 contact = contact.id,
                 "contact deactivated on the web"
             );
-            Done::Deactivated
+            (Done::Deactivated, None, false)
         }
         ContactChange::ChangeAddress {
             contact_id,
@@ -185,20 +192,25 @@ pub async fn apply(app: &App, actor: &Contact, change: ContactChange) -> Result<
                     .await?;
             let queued =
                 mail_confirmation(app, &mut tx, &contact, change_id, &new_email, now).await?;
-            tx.commit().await?;
-            if queued {
-                app.ingestor.outbox_ready.notify_one();
-            }
             tracing::info!(
                 actor = actor.id,
                 contact = contact.id,
                 change = change_id,
                 "address change asked on the web; confirmation mailed"
             );
-            return Ok(Done::ConfirmationMailed);
+            (Done::ConfirmationMailed, None, queued)
         }
     };
+    let (done, added, queued) = done;
+    let audit = match added {
+        Some(id) => audit.detail(json!({ "contact": id })),
+        None => audit,
+    };
+    audit::record(&mut tx, &audit).await?;
     tx.commit().await?;
+    if queued {
+        app.ingestor.outbox_ready.notify_one();
+    }
     Ok(done)
 }
 
@@ -235,26 +247,17 @@ async fn mail_confirmation(
         .mailer
         .queue(
             tx,
-            MailRequest {
-                kind: "address-confirmation",
-                template: "address_confirmation",
-                data: json!({
+            MailRequest::notice(
+                "address-confirmation",
+                "address_confirmation",
+                json!({
                     "link": link,
                     "name": contact.name,
                     "client": client,
                     "expires": expires,
                 }),
-                to: vec![new_email.clone()],
-                cc: Vec::new(),
-                ticket: None,
-                visibility: Visibility::System,
-                origin: Origin::Notice,
-                from_name: None,
-                in_reply_to: None,
-                extra_references: &[],
-                attachments: &[],
-                thread_known: None,
-            },
+                vec![new_email.clone()],
+            ),
             now_ms,
         )
         .await?;
@@ -276,7 +279,13 @@ pub async fn pending_change(
 
 /// Confirms change `change_id` for `contact`: the new address takes effect
 /// and every older link of the contact stops working.
-pub async fn confirm(app: &App, contact: &Contact, change_id: i64) -> Result<(), AdminError> {
+/// `audit` (the confirming post) is appended in the same transaction.
+pub async fn confirm(
+    app: &App,
+    contact: &Contact,
+    change_id: i64,
+    audit: AuditEvent,
+) -> Result<(), AdminError> {
     let now = app.clock.now_millis();
     let mut tx = app.db.begin().await?;
     let change = portal::address_change(&mut tx, change_id)
@@ -292,6 +301,7 @@ pub async fn confirm(app: &App, contact: &Contact, change_id: i64) -> Result<(),
         return Err(AdminError::StaleConfirmation);
     }
     tell_old_address(app, &mut tx, contact, now).await?;
+    audit::record(&mut tx, &audit).await?;
     tx.commit().await?;
     tracing::info!(
         contact = contact.id,
@@ -329,25 +339,16 @@ async fn tell_old_address(
         .mailer
         .queue(
             tx,
-            MailRequest {
-                kind: "address-changed",
-                template: "address_changed",
-                data: json!({
+            MailRequest::notice(
+                "address-changed",
+                "address_changed",
+                json!({
                     "name": contact.name,
                     "client": client,
                     "confirmed": confirmed,
                 }),
-                to: vec![old],
-                cc: Vec::new(),
-                ticket: None,
-                visibility: Visibility::System,
-                origin: Origin::Notice,
-                from_name: None,
-                in_reply_to: None,
-                extra_references: &[],
-                attachments: &[],
-                thread_known: None,
-            },
+                vec![old],
+            ),
             now_ms,
         )
         .await?;

@@ -9,10 +9,11 @@
 use serde_json::json;
 
 use crate::app::App;
+use crate::audit::AuditEvent;
 use crate::db::contacts::Contact;
 use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::Visibility;
-use crate::db::DbError;
+use crate::db::{audit, DbError};
 use crate::domain::{EmailAddress, TicketStatus};
 use crate::mail::outgoing::{MailRequest, Origin, QueueError};
 
@@ -42,12 +43,15 @@ impl From<sqlx::Error> for StateError {
 }
 
 /// Applies `change` to ticket `number` for `contact` (who may see it, as
-/// the caller checked). Returns false when the ticket already was so.
+/// the caller checked) and appends `audit` (the form post, as the page saw
+/// it) in the same transaction. Returns false when the ticket already was
+/// so (the post is recorded all the same).
 pub async fn change_state(
     app: &App,
     contact: &Contact,
     number: &str,
     change: StateChange,
+    audit: AuditEvent,
 ) -> Result<bool, StateError> {
     let now = app.clock.now_millis();
     let config = &app.config;
@@ -55,11 +59,12 @@ pub async fn change_state(
     let ticket = conversation::ticket_by_number(&mut tx, number)
         .await?
         .ok_or(StateError::UnknownTicket)?;
-    match change {
-        StateChange::Close if ticket.is_closed() => return Ok(false),
-        StateChange::Reopen if !ticket.is_closed() => return Ok(false),
+    let changed = match change {
+        StateChange::Close if ticket.is_closed() => false,
+        StateChange::Reopen if !ticket.is_closed() => false,
         StateChange::Close => {
-            conversation::set_status(&mut tx, ticket.id, TicketStatus::Closed, now).await?
+            conversation::set_status(&mut tx, ticket.id, TicketStatus::Closed, now).await?;
+            true
         }
         StateChange::Reopen => {
             let window = i64::from(config.tickets.reopen_days) * 86_400_000;
@@ -67,28 +72,33 @@ pub async fn change_state(
                 return Err(StateError::ReopenWindowPassed(config.tickets.reopen_days));
             }
             conversation::client_replied(&mut tx, ticket.id, true, now).await?;
+            true
         }
-    }
-    let ticket = conversation::ticket_by_id(&mut tx, ticket.id)
-        .await?
-        .ok_or(StateError::UnknownTicket)?;
-    let headline = match change {
-        StateChange::Close => "Client closed the ticket on the web",
-        StateChange::Reopen => "Client reopened the ticket on the web",
     };
-    let mut queued = notify_staff(app, &mut tx, contact, &ticket, headline, now).await?;
-    queued |= notify_client(app, &mut tx, &ticket, now).await?;
+    let mut queued = false;
+    if changed {
+        let ticket = conversation::ticket_by_id(&mut tx, ticket.id)
+            .await?
+            .ok_or(StateError::UnknownTicket)?;
+        let headline = match change {
+            StateChange::Close => "Client closed the ticket on the web",
+            StateChange::Reopen => "Client reopened the ticket on the web",
+        };
+        queued = notify_staff(app, &mut tx, contact, &ticket, headline, now).await?;
+        queued |= notify_client(app, &mut tx, &ticket, now).await?;
+        tracing::info!(
+            contact = contact.id,
+            ticket = %ticket.number,
+            status = %ticket.status,
+            "ticket status changed on the web"
+        );
+    }
+    audit::record(&mut tx, &audit.detail(json!({ "changed": changed }))).await?;
     tx.commit().await?;
     if queued {
         app.ingestor.outbox_ready.notify_one();
     }
-    tracing::info!(
-        contact = contact.id,
-        ticket = %ticket.number,
-        status = %ticket.status,
-        "ticket status changed on the web"
-    );
-    Ok(true)
+    Ok(changed)
 }
 
 /// The staff notification a client's mail on the ticket would cause.
@@ -185,6 +195,7 @@ async fn notify_client(
                 attachments: &[],
                 thread_known: None,
             },
+            None,
             now,
         )
         .await?;

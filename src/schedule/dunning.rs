@@ -17,7 +17,7 @@ use crate::clock::Millis;
 use crate::db::invoices::{self, InvoiceSummary};
 use crate::db::job_runs::{self, JobRun, NewRun};
 use crate::db::{contacts, payments, Conn};
-use crate::domain::{format_amount, InvoiceStatus};
+use crate::domain::{format_amount, InvoiceStatus, OptionalMail};
 use crate::links::LinkPurpose;
 
 pub const KIND: &str = "dunning";
@@ -183,7 +183,12 @@ async fn remind(
                 "when": describe_due(due, today),
             }),
             also: None,
-            optional: None,
+            // Contacts who declined reminders (when the operator made them
+            // optional) are skipped, also by staff's "send now".
+            optional: app
+                .config
+                .schedules
+                .optional_reminder(OptionalMail::Dunning),
             attachments: &[],
         },
         at,

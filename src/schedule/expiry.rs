@@ -21,6 +21,7 @@ use crate::clock::Millis;
 use crate::db::expiring::{self, AutopayCard, Item, ItemKind};
 use crate::db::job_runs::{self, JobRun, NewRun};
 use crate::db::{contacts, Conn};
+use crate::domain::OptionalMail;
 use crate::links::LinkPurpose;
 
 pub const KIND: &str = "expiry";
@@ -248,7 +249,10 @@ pub async fn execute(
                 template: "expiry_alert",
                 data: json!({ "client": client, "items": items, "count": items.len() }),
                 wanted: |t| t.technical || t.primary,
-                optional: None,
+                optional: app
+                    .config
+                    .schedules
+                    .optional_reminder(OptionalMail::ExpiryAlerts),
                 attachments: &[],
             },
             at,
@@ -268,7 +272,10 @@ pub async fn execute(
                 resource: "",
                 data: json!({ "client": client, "cards": card_lines }),
                 also: None,
-                optional: None,
+                optional: app
+                    .config
+                    .schedules
+                    .optional_reminder(OptionalMail::CardExpiry),
                 attachments: &[],
             },
             at,

@@ -123,6 +123,7 @@ pub async fn execute(
                 attachments: &[],
                 thread_known: None,
             },
+            None,
             at,
         )
         .await?;

@@ -15,8 +15,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
+use super::audit::{Note, RequestOrigin};
 use super::pay::{form_expired, see_other};
 use super::{csrf, link_holder, WebState};
+use crate::audit::{Actor, AuditEvent, AuditKind, Origin};
 use crate::db::contacts::{self, Contact};
 use crate::db::portal;
 use crate::domain::{ContactTypes, EmailAddress};
@@ -151,14 +153,30 @@ impl Fields {
     }
 }
 
+/// A post of the contacts page: its request and what the audit log calls it.
+struct Posted<'a> {
+    headers: &'a HeaderMap,
+    origin: &'a Origin,
+    /// The route's action (`contacts.add`, …).
+    action: &'static str,
+    /// The contact the post is about (none when adding one).
+    contact_id: Option<i64>,
+}
+
 /// Checks the holder and the CSRF value, applies `change`, redirects to
 /// the page with its notice — or shows the page with why not.
 async fn post_change(
     state: &WebState,
-    headers: &HeaderMap,
+    posted: Posted<'_>,
     fields: &Fields,
     change: impl FnOnce() -> Result<ContactChange, &'static str>,
 ) -> Response {
+    let Posted {
+        headers,
+        origin,
+        action,
+        contact_id,
+    } = posted;
     let actor = match manager(state, headers).await {
         Ok(c) => c,
         Err(page) => return page,
@@ -170,7 +188,17 @@ async fn post_change(
         Ok(change) => change,
         Err(message) => return page(state, &actor, Some(message), StatusCode::BAD_REQUEST).await,
     };
-    match contact_admin::apply(&state.app, &actor, change).await {
+    // The change and its audit entry commit together; a refusal is
+    // recorded by the page's layer.
+    let event = AuditEvent::new(AuditKind::FormPost, action, state.app.clock.now_millis())
+        .actor(Actor::Contact(actor.id))
+        .client(actor.client_id)
+        .origin(origin);
+    let event = match contact_id {
+        Some(id) => event.resource("contact", &id.to_string()),
+        None => event.resource("contacts", ""),
+    };
+    match contact_admin::apply(&state.app, &actor, change, event).await {
         Ok(done) => {
             let done = match done {
                 Done::Added => "added",
@@ -178,7 +206,7 @@ async fn post_change(
                 Done::Deactivated => "deactivated",
                 Done::ConfirmationMailed => "address",
             };
-            see_other(&format!("{PATH}?done={done}"))
+            Note::recorded().on(see_other(&format!("{PATH}?done={done}")))
         }
         Err(e @ (AdminError::Db(_) | AdminError::Queue(_) | AdminError::Link(_))) => {
             tracing::error!(error = %e, "contacts page: change failed");
@@ -198,11 +226,18 @@ fn address(fields: &Fields, name: &str) -> Result<EmailAddress, &'static str> {
 
 pub(crate) async fn add(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    post_change(&state, &headers, &fields, || {
+    let posted = Posted {
+        headers: &headers,
+        origin: &origin,
+        action: "contacts.add",
+        contact_id: None,
+    };
+    post_change(&state, posted, &fields, || {
         Ok(ContactChange::Add {
             email: address(&fields, "email")?,
             name: fields.get("name").map(|n| n.chars().take(200).collect()),
@@ -214,12 +249,19 @@ pub(crate) async fn add(
 
 pub(crate) async fn set_types(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<i64>,
     headers: HeaderMap,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    post_change(&state, &headers, &fields, || {
+    let posted = Posted {
+        headers: &headers,
+        origin: &origin,
+        action: "contacts.change_types",
+        contact_id: Some(id),
+    };
+    post_change(&state, posted, &fields, || {
         Ok(ContactChange::SetTypes {
             contact_id: id,
             types: fields.types(),
@@ -230,12 +272,19 @@ pub(crate) async fn set_types(
 
 pub(crate) async fn deactivate(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<i64>,
     headers: HeaderMap,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    post_change(&state, &headers, &fields, || {
+    let posted = Posted {
+        headers: &headers,
+        origin: &origin,
+        action: "contacts.deactivate",
+        contact_id: Some(id),
+    };
+    post_change(&state, posted, &fields, || {
         Ok(ContactChange::Deactivate { contact_id: id })
     })
     .await
@@ -243,12 +292,19 @@ pub(crate) async fn deactivate(
 
 pub(crate) async fn change_address(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<i64>,
     headers: HeaderMap,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let fields = Fields(fields);
-    post_change(&state, &headers, &fields, || {
+    let posted = Posted {
+        headers: &headers,
+        origin: &origin,
+        action: "contacts.change_address",
+        contact_id: Some(id),
+    };
+    post_change(&state, posted, &fields, || {
         Ok(ContactChange::ChangeAddress {
             contact_id: id,
             new_email: address(&fields, "email")?,
@@ -322,6 +378,7 @@ pub(crate) async fn show_confirmation(
 /// `POST /address-change/<id>`: the new address takes effect.
 pub(crate) async fn confirm(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<i64>,
     headers: HeaderMap,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
@@ -341,14 +398,23 @@ pub(crate) async fn confirm(
     if !csrf::check(&headers, fields.get("csrf").unwrap_or("")) {
         return form_expired(&state);
     }
-    match contact_admin::confirm(&state.app, &contact, id).await {
-        Ok(()) => notice_page(
+    let event = AuditEvent::new(
+        AuditKind::FormPost,
+        "contacts.confirm_address",
+        state.app.clock.now_millis(),
+    )
+    .actor(Actor::Contact(contact.id))
+    .client(contact.client_id)
+    .resource("address_change", &id.to_string())
+    .origin(&origin);
+    match contact_admin::confirm(&state.app, &contact, id, event).await {
+        Ok(()) => Note::recorded().on(notice_page(
             &state,
             StatusCode::OK,
             "Address changed",
             "Thank you: mail from us now goes to this address. Links sent to the old address \
              no longer work; new mails bring new ones.",
-        ),
+        )),
         Err(e @ (AdminError::StaleConfirmation | AdminError::AddressTaken)) => notice_page(
             &state,
             StatusCode::CONFLICT,

@@ -31,11 +31,11 @@ use super::pay::form_expired;
 use super::{csrf, WebState};
 use crate::app::App;
 use crate::clock::Millis;
+use crate::db::contacts;
 use crate::db::link_requests::{self, Outcome};
-use crate::db::{contacts, tickets::Visibility};
 use crate::domain::EmailAddress;
 use crate::links::issue::ContactLinks;
-use crate::mail::outgoing::{MailRequest, Origin};
+use crate::mail::outgoing::MailRequest;
 
 const PATH: &str = "/links";
 const KIND: &str = "my-links";
@@ -186,25 +186,16 @@ async fn mail_links(
                 .mailer
                 .queue(
                     &mut tx,
-                    MailRequest {
-                        kind: KIND,
-                        template: "my_links",
-                        data: json!({
+                    MailRequest::notice(
+                        KIND,
+                        "my_links",
+                        json!({
                             "name": contact.name,
                             "links": listed,
                             "expires": expires,
                         }),
-                        to: vec![to],
-                        cc: Vec::new(),
-                        ticket: None,
-                        visibility: Visibility::System,
-                        origin: Origin::Notice,
-                        from_name: None,
-                        in_reply_to: None,
-                        extra_references: &[],
-                        attachments: &[],
-                        thread_known: None,
-                    },
+                        vec![to],
+                    ),
                     now,
                 )
                 .await?;

@@ -19,27 +19,34 @@ use serde_json::json;
 
 use super::audit::{Note, RequestOrigin};
 use super::pay::{form_expired, see_other};
-use super::{csrf, current_contact, link_holder, WebState};
+use super::{csrf, link_holder, WebState};
 use crate::audit::{Actor, AuditEvent, AuditKind};
+use crate::config::Config;
 use crate::db::contacts::Contact;
 use crate::db::{audit, preferences};
 use crate::domain::{MailChoices, OptionalMail};
-use crate::links::{verify, LinkError, LinkPurpose};
+use crate::links::LinkPurpose;
+use crate::portal::unsubscribe;
 
 const PATH: &str = "/preferences";
 
 /// The kinds of optional mail this contact could get at all: the statement
 /// goes to billing and primary contacts of a client, the service report to
-/// primary ones, announcements to anyone.
-fn kinds_for(contact: &Contact) -> Vec<OptionalMail> {
+/// primary ones, announcements to anyone; a reminder only when the operator
+/// made it optional, to whom it goes (expiry alerts: technical and primary
+/// contacts; card expiry and dunning: billing and primary ones).
+fn kinds_for(config: &Config, contact: &Contact) -> Vec<OptionalMail> {
     let of_client = contact.client_id.is_some();
+    let types = &contact.types;
     OptionalMail::ALL
         .into_iter()
+        .filter(|kind| !kind.is_reminder() || config.schedules.optional_reminders.contains(kind))
         .filter(|kind| match kind {
-            OptionalMail::Statement => {
-                of_client && (contact.types.billing || contact.types.primary)
+            OptionalMail::Statement | OptionalMail::CardExpiry | OptionalMail::Dunning => {
+                of_client && (types.billing || types.primary)
             }
-            OptionalMail::Report => of_client && contact.types.primary,
+            OptionalMail::Report => of_client && types.primary,
+            OptionalMail::ExpiryAlerts => of_client && (types.technical || types.primary),
             OptionalMail::Announcements => true,
         })
         .collect()
@@ -75,7 +82,7 @@ async fn holder(state: &WebState, headers: &HeaderMap) -> Result<Contact, Respon
 fn page(state: &WebState, contact: &Contact, notice: Option<&str>) -> Response {
     let secure = state.app.config.web.base_url.starts_with("https://");
     let (token, cookie) = csrf::issue(PATH, secure);
-    let kinds: Vec<_> = kinds_for(contact)
+    let kinds: Vec<_> = kinds_for(&state.app.config, contact)
         .into_iter()
         .map(|kind| {
             json!({
@@ -126,12 +133,13 @@ pub(crate) async fn save(
     for kind in OptionalMail::ALL {
         choices.set(kind, contact.wants(kind));
     }
-    for kind in kinds_for(&contact) {
+    let offered = kinds_for(&state.app.config, &contact);
+    for kind in &offered {
         let ticked = fields.iter().any(|(k, _)| k == kind.as_str());
-        choices.set(kind, ticked);
+        choices.set(*kind, ticked);
     }
-    // The choice and its audit entry commit together.
-    let wanted: Vec<&str> = OptionalMail::ALL
+    // The choice (of the kinds offered) and its audit entry commit together.
+    let wanted: Vec<&str> = offered
         .into_iter()
         .filter(|k| choices.get(*k))
         .map(OptionalMail::as_str)
@@ -179,64 +187,67 @@ pub(crate) async fn one_click_get(
 }
 
 /// `POST /unsubscribe/<kind>/<token>` with `List-Unsubscribe=One-Click`
-/// (RFC 8058): switches `kind` off for the token's contact.
+/// (RFC 8058): switches `kind` off for the token's contact; the change and
+/// its audit entry commit together.
 pub(crate) async fn one_click_post(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path((kind, token)): Path<(String, String)>,
     body: String,
 ) -> Response {
     let Some(kind) = OptionalMail::parse(&kind) else {
         return state.pages.not_found();
     };
-    let one_click = is_one_click(&body);
-    if !one_click {
+    if !is_one_click(&body) {
         return (
             StatusCode::BAD_REQUEST,
             "Expected the body List-Unsubscribe=One-Click (RFC 8058).",
         )
             .into_response();
     }
-    let now = state.app.clock.now_millis() / 1000;
-    let claims = match verify(&state.app.config.link_keys, &token, now) {
-        Ok(claims) | Err(LinkError::Expired(claims)) => claims,
-        Err(_) => return state.pages.not_found(),
-    };
-    if claims.purpose != LinkPurpose::Preferences {
-        return state.pages.not_found();
+    let config = &state.app.config;
+    let now = state.app.clock.now_millis();
+    let done = async {
+        let mut tx = state.app.db.begin().await?;
+        let contact = match unsubscribe::token_holder(config, &mut tx, &token, now / 1000).await? {
+            Ok(contact) => contact,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let changed = preferences::unsubscribe(&mut tx, contact.id, kind).await?;
+        let event = AuditEvent::new(AuditKind::FormPost, "preferences.unsubscribe", now)
+            .actor(Actor::Contact(contact.id))
+            .client(contact.client_id)
+            .resource("preferences", kind.as_str())
+            .origin(&origin)
+            .detail(json!({ "via": "one-click", "changed": changed }));
+        audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok::<_, crate::db::DbError>(Ok((contact.id, changed)))
     }
-    let Ok(contact) = current_contact(&state, &claims).await else {
-        return Note {
-            actor: Some(Actor::Contact(claims.contact_id)),
-            outcome: Some(crate::audit::Outcome::Revoked),
-            ..Note::default()
-        }
-        .on(revoked(&state));
-    };
-    let note = Note {
-        actor: Some(Actor::Contact(contact.id)),
-        client_id: contact.client_id,
-        ..Note::default()
-    };
-    let done = match state.app.db.conn().await {
-        Ok(mut conn) => preferences::unsubscribe(&mut conn, contact.id, kind).await,
-        Err(e) => Err(e),
-    };
+    .await;
     match done {
-        Ok(changed) => {
+        Ok(Ok((contact_id, changed))) => {
             if changed {
                 tracing::info!(
-                    contact = contact.id,
+                    contact = contact_id,
                     list = kind.as_str(),
                     "one-click unsubscribe"
                 );
             }
-            note.on(state.pages.render(
+            Note::recorded().on(state.pages.render(
                 StatusCode::OK,
                 "unsubscribed",
                 "Unsubscribed",
                 json!({ "what": kind.label() }),
             ))
         }
+        Ok(Err(unsubscribe::Refused::NotGenuine)) => state.pages.not_found(),
+        Ok(Err(unsubscribe::Refused::Revoked(contact_id))) => Note {
+            actor: Some(Actor::Contact(contact_id)),
+            outcome: Some(crate::audit::Outcome::Revoked),
+            ..Note::default()
+        }
+        .on(revoked(&state)),
         Err(e) => {
             tracing::error!(error = %e, "one-click unsubscribe: database");
             state.pages.unavailable()

@@ -19,10 +19,9 @@ use crate::billing::notify::mail_staff;
 use crate::db::audit;
 use crate::db::contacts::Contact;
 use crate::db::invoices::{self, QuoteDetail};
-use crate::db::tickets::Visibility;
 use crate::domain::{EmailAddress, QuoteStatus};
 use crate::links::LinkPurpose;
-use crate::mail::outgoing::{MailRequest, Origin};
+use crate::mail::outgoing::MailRequest;
 
 /// The link's contact for quote `number`, or the page to answer with.
 async fn holder(
@@ -235,21 +234,12 @@ async fn record_decision(
     mailer
         .queue(
             &mut tx,
-            MailRequest {
-                kind: "quote-confirmation",
-                template: "quote_confirmation",
+            MailRequest::notice(
+                "quote-confirmation",
+                "quote_confirmation",
                 data,
-                to: vec![EmailAddress::parse(&contact.email)?],
-                cc: Vec::new(),
-                ticket: None,
-                visibility: Visibility::System,
-                origin: Origin::Notice,
-                from_name: None,
-                in_reply_to: None,
-                extra_references: &[],
-                attachments: &[],
-                thread_known: None,
-            },
+                vec![EmailAddress::parse(&contact.email)?],
+            ),
             now,
         )
         .await?;

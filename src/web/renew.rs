@@ -16,7 +16,7 @@ use crate::audit::Actor;
 use crate::db::outbox;
 use crate::domain::EmailAddress;
 use crate::links::{link_for, verify, LinkError, LinkPurpose};
-use crate::mail::outgoing::{MailRequest, Origin};
+use crate::mail::outgoing::MailRequest;
 
 const KIND: &str = "fresh-link";
 const ONE_HOUR_MS: i64 = 3_600_000;
@@ -137,25 +137,16 @@ async fn mail_fresh_link(
         .mailer
         .queue(
             &mut tx,
-            MailRequest {
-                kind: KIND,
-                template: "fresh_link",
-                data: json!({
+            MailRequest::notice(
+                KIND,
+                "fresh_link",
+                json!({
                     "link": link,
                     "what": described(claims.purpose, &claims.resource),
                     "expires": expires,
                 }),
-                to: vec![address],
-                cc: Vec::new(),
-                ticket: None,
-                visibility: crate::db::tickets::Visibility::System,
-                origin: Origin::Notice,
-                from_name: None,
-                in_reply_to: None,
-                extra_references: &[],
-                attachments: &[],
-                thread_known: None,
-            },
+                vec![address],
+            ),
             now_ms,
         )
         .await?;

@@ -24,10 +24,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::audit::Note;
+use super::audit::{Note, RequestOrigin};
 use super::mail_html::safe_mail_html;
 use super::pay::{form_expired, see_other};
 use super::{csrf, current_contact, link_holder, WebState};
+use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::db::contacts::Contact;
 use crate::db::portal::{self, PortalAttachment, PortalTicket};
 use crate::domain::{Priority, TicketStatus};
@@ -499,6 +500,7 @@ pub(crate) struct StateForm {
 /// `POST /ticket/<number>/state`: `action` is `close` or `reopen`.
 pub(crate) async fn set_state(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(number): Path<String>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<StateForm>,
@@ -515,32 +517,38 @@ pub(crate) async fn set_state(
         "reopen" => (StateChange::Reopen, "reopened"),
         _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
     };
+    let action = match change {
+        StateChange::Close => "ticket.close",
+        StateChange::Reopen => "ticket.reopen",
+    };
     let note = Note {
-        action: Some(match change {
-            StateChange::Close => "ticket.close",
-            StateChange::Reopen => "ticket.reopen",
-        }),
+        action: Some(action),
         client_id: contact.client_id,
         ..Note::default()
     };
-    match change_state(&state.app, &contact, &ticket.number, change).await {
-        Ok(_) => note.on(see_other(&format!(
+    // The change and its audit entry commit together; a refusal is
+    // recorded by the layer, with the note.
+    let event = AuditEvent::new(AuditKind::FormPost, action, state.app.clock.now_millis())
+        .actor(Actor::Contact(contact.id))
+        .client(contact.client_id)
+        .resource("ticket", &ticket.number)
+        .origin(&origin);
+    match change_state(&state.app, &contact, &ticket.number, change, event).await {
+        Ok(_) => Note::recorded().on(see_other(&format!(
             "{}?done={done}",
             page_path(&ticket.number)
         ))),
-        Err(e @ StateError::ReopenWindowPassed(_)) => {
-            page(
-                &state,
-                &contact,
-                &ticket,
-                Some(&e.to_string()),
-                StatusCode::CONFLICT,
-            )
-            .await
-        }
+        Err(e @ StateError::ReopenWindowPassed(_)) => note.on(page(
+            &state,
+            &contact,
+            &ticket,
+            Some(&e.to_string()),
+            StatusCode::CONFLICT,
+        )
+        .await),
         Err(e) => {
             tracing::error!(error = %e, ticket = %ticket.number, "ticket state change failed");
-            state.pages.unavailable()
+            note.on(state.pages.unavailable())
         }
     }
 }

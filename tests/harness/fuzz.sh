@@ -23,6 +23,8 @@ export RUSTC_BOOTSTRAP=1
 cd fuzz
 mkdir -p corpus/inbound_mail corpus/signed_link
 find ../fixtures -name '*.eml' -exec cp -n {} corpus/inbound_mail/ \;
+# hand-made seeds: our signed Message-IDs (key "fuzz", as in the target)
+cp -n seeds/*.eml corpus/inbound_mail/
 cargo fuzz build --sanitizer none -O
 if [ -n "${FUZZ_LOG_DIR:-}" ]; then
   LOGS=$FUZZ_LOG_DIR

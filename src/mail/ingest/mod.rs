@@ -26,6 +26,7 @@ mod sender_lookups;
 mod staff;
 mod system;
 mod ticket_numbers;
+mod unsubscribe;
 
 use super::authentication_results::{dmarc_verdict, Dmarc};
 use super::bounce::{parse_bounce, BounceReport};
@@ -42,7 +43,8 @@ use crate::db::conversation::TicketRef;
 use crate::db::inbound::{self, MailboxUid, NewQuarantine};
 use crate::db::tickets::{self, Direction, NewAttachment, NewMessage, Visibility};
 use crate::db::{Db, DbError, Tx};
-use crate::domain::{EmailAddress, Priority};
+use crate::domain::{EmailAddress, OptionalMail, Priority};
+use crate::portal::unsubscribe as unsubscribe_request;
 use crate::storage::{BlobKind, BlobStore, StorageError};
 use sender_lookups::{Known, SenderLookups};
 use ticket_numbers::TicketNumbers;
@@ -128,6 +130,11 @@ pub enum Outcome {
     Ignored {
         reason: String,
     },
+    /// A mail from the `mailto:` of `List-Unsubscribe`: that kind of
+    /// optional mail switched off for its contact.
+    Unsubscribed {
+        list: String,
+    },
 }
 
 impl Outcome {
@@ -141,6 +148,7 @@ impl Outcome {
             Self::Quarantined { .. } => "quarantined",
             Self::Rejected => "rejected",
             Self::Ignored { .. } => "ignored",
+            Self::Unsubscribed { .. } => "unsubscribed",
         }
     }
 
@@ -154,6 +162,7 @@ impl Outcome {
             Self::Quarantined { .. } => "quarantined",
             Self::Rejected => "rejected",
             Self::Ignored { .. } => "ignored",
+            Self::Unsubscribed { .. } => "unsubscribed",
         }
     }
 }
@@ -236,6 +245,13 @@ pub enum ActionPlan {
     Ignore {
         reason: String,
     },
+    /// A mail from the `mailto:` of `List-Unsubscribe` with a genuine
+    /// preferences token: switch `list` off for that contact.
+    Unsubscribe {
+        list: OptionalMail,
+        contact_id: i64,
+        client_id: Option<i64>,
+    },
     Duplicate,
 }
 
@@ -284,6 +300,10 @@ pub struct Plan {
     staff_commands: Vec<Command>,
     #[serde(skip)]
     staff_body: String,
+    /// Internal: the sender's contact, when they have one already (the
+    /// acknowledgement's footer needs it; not looked up twice).
+    #[serde(skip)]
+    sender_contact: Option<contacts::Contact>,
 }
 
 /// Shared context of ingest.
@@ -408,6 +428,7 @@ impl Ingestor {
             ticket: None,
             staff_commands: Vec::new(),
             staff_body: String::new(),
+            sender_contact: None,
         };
         let Some(mail) = mail else {
             return Ok(plan);
@@ -434,7 +455,16 @@ impl Ingestor {
         }
         plan.classification = classification;
         plan.classification_reason = reason;
-        plan.sender = self.identify_sender(conn, mail, lookups).await?;
+        (plan.sender, plan.sender_contact) = self.identify_sender(conn, mail, lookups).await?;
+        if matches!(
+            classification,
+            Classification::Human | Classification::Automated
+        ) {
+            if let Some(action) = self.plan_unsubscribe(conn, mail).await? {
+                plan.action = action;
+                return Ok(plan);
+            }
+        }
         let dmarc = self
             .config
             .trusted_authserv_id
@@ -548,6 +578,38 @@ impl Ingestor {
         Ok(plan)
     }
 
+    /// A mail to `support+unsubscribe@` whose subject is what our `mailto:`
+    /// wrote. A genuine token unsubscribes (whoever sent it: the token is
+    /// the authority, as for the one-click POST); a refused one is ignored
+    /// with the reason. Any other mail to that address is ordinary mail: a
+    /// person's own words there still reach a technician.
+    async fn plan_unsubscribe(
+        &self,
+        conn: &mut AnyConnection,
+        mail: &InboundMail,
+    ) -> Result<Option<ActionPlan>, DbError> {
+        let recipients = mail.to.iter().chain(mail.cc.iter());
+        if !unsubscribe_request::is_unsubscribe_address(&self.config, recipients) {
+            return Ok(None);
+        }
+        let Some(request) = unsubscribe_request::request_in_subject(&mail.subject) else {
+            return Ok(None);
+        };
+        let now_secs = self.clock.now_millis() / 1000;
+        let holder =
+            unsubscribe_request::token_holder(&self.config, conn, request.token, now_secs).await?;
+        Ok(Some(match holder {
+            Ok(contact) => ActionPlan::Unsubscribe {
+                list: request.kind,
+                contact_id: contact.id,
+                client_id: contact.client_id,
+            },
+            Err(refused) => ActionPlan::Ignore {
+                reason: format!("unsubscribe mail refused: {refused}"),
+            },
+        }))
+    }
+
     fn plan_new_ticket(&self, sender: &SenderPlan, continues: Option<String>) -> ActionPlan {
         match sender {
             SenderPlan::Unknown {
@@ -623,17 +685,18 @@ impl Ingestor {
         action
     }
 
+    /// Who sent `mail`, and their contact when they have one.
     async fn identify_sender(
         &self,
         conn: &mut AnyConnection,
         mail: &InboundMail,
         lookups: Option<&SenderLookups>,
-    ) -> Result<SenderPlan, DbError> {
+    ) -> Result<(SenderPlan, Option<contacts::Contact>), DbError> {
         let Some(from) = &mail.from else {
-            return Ok(SenderPlan::Missing);
+            return Ok((SenderPlan::Missing, None));
         };
         if self.config.is_staff(&from.address) {
-            return Ok(SenderPlan::Staff);
+            return Ok((SenderPlan::Staff, None));
         }
         let known = lookups.map_or(Known::Ask, |l| l.contact(&from.address));
         let contact = match known {
@@ -641,14 +704,15 @@ impl Ingestor {
             Known::Ask => contacts::find_contact_by_email(conn, &from.address).await?,
         };
         if let Some(c) = contact {
-            return Ok(SenderPlan::Contact {
+            let sender = SenderPlan::Contact {
                 contact_id: c.id,
                 client_id: c.client_id,
                 client: match c.client_id {
                     Some(id) => client_name(conn, lookups, id).await?,
                     None => None,
                 },
-            });
+            };
+            return Ok((sender, Some(c)));
         }
         let domain = from.address.domain();
         let known = lookups.map_or(Known::Ask, |l| l.client_of_domain(domain));
@@ -656,7 +720,7 @@ impl Ingestor {
             Known::Answer(c) => c,
             Known::Ask => contacts::find_client_by_domain(conn, domain).await?,
         };
-        Ok(match client {
+        let sender = match client {
             Some(client_id) => SenderPlan::NewClientContact {
                 client_id,
                 client: client_name(conn, lookups, client_id)
@@ -670,7 +734,8 @@ impl Ingestor {
                     UnknownSenderPolicy::Reject => "reject",
                 },
             },
-        })
+        };
+        Ok((sender, None))
     }
 
     /// CC'd addresses (and further To: addresses) that join the ticket: not
@@ -1037,6 +1102,17 @@ impl Ingestor {
                 self.record_bounce(tx, &ctx, mail, suppress).await?
             }
             (ActionPlan::Reject, Ok(mail)) => self.reject(tx, &ctx, mail).await?,
+            (
+                ActionPlan::Unsubscribe {
+                    list,
+                    contact_id,
+                    client_id,
+                },
+                Ok(_),
+            ) => {
+                self.unsubscribe_by_mail(tx, &ctx, *list, *contact_id, *client_id)
+                    .await?
+            }
             (ActionPlan::Ignore { reason }, _) => Applied {
                 outcome: Outcome::Ignored {
                     reason: reason.clone(),

@@ -9,7 +9,7 @@ use super::{
     describe_duration, human_size, new_reply_token, ActionPlan, Applied, ApplyContext, ApplyError,
     Ingestor, Outcome, SenderPlan,
 };
-use crate::db::contacts::{self, ContactOrigin};
+use crate::db::contacts::{self, Contact, ContactOrigin};
 use crate::db::conversation::{self, TicketRef};
 use crate::db::tickets::{self, NewTicket, Visibility};
 use crate::domain::{ContactTypes, EmailAddress, TicketNumber, TicketStatus};
@@ -186,6 +186,11 @@ impl Ingestor {
                         name: requester_name,
                     },
                     cc: &participants,
+                    requester_of_a_client: client_id.is_some(),
+                    requester_contact: match for_client {
+                        None => plan.sender_contact.as_ref(),
+                        Some(_) => None,
+                    },
                 },
                 mail,
             )
@@ -277,28 +282,32 @@ impl Ingestor {
         let references = mail.thread_ids();
         // The ticket is new: its thread is the request alone.
         let thread: Vec<String> = mail.message_id.iter().cloned().collect();
-        let queued = self
-            .mailer
-            .queue_to_client(
-                tx,
-                MailRequest {
-                    thread_known: Some(&thread),
-                    kind: "acknowledgement",
-                    template: "acknowledgement",
-                    data,
-                    to: vec![requester.address.clone()],
-                    cc: participants.to_vec(),
-                    ticket: Some(ticket),
-                    visibility: Visibility::Public,
-                    origin: Origin::Reaction,
-                    from_name: None,
-                    in_reply_to: mail.message_id.as_deref(),
-                    extra_references: &references,
-                    attachments: &[],
-                },
-                ctx.now,
-            )
-            .await?;
+        let request = MailRequest {
+            thread_known: Some(&thread),
+            kind: "acknowledgement",
+            template: "acknowledgement",
+            data,
+            to: vec![requester.address.clone()],
+            cc: participants.to_vec(),
+            ticket: Some(ticket),
+            visibility: Visibility::Public,
+            origin: Origin::Reaction,
+            from_name: None,
+            in_reply_to: mail.message_id.as_deref(),
+            extra_references: &references,
+            attachments: &[],
+        };
+        // A requester of no client, alone on the mail, gets no links: the
+        // mailer need not look them up again (one query less per ticket
+        // from an unknown sender).
+        let queued = if recipients.requester_of_a_client || !participants.is_empty() {
+            let known = recipients.requester_contact;
+            self.mailer
+                .queue_to_client(tx, request, known, ctx.now)
+                .await?
+        } else {
+            self.mailer.queue(tx, request, ctx.now).await?
+        };
         Ok(queued.is_some())
     }
 
@@ -348,4 +357,9 @@ impl Ingestor {
 struct AckRecipients<'a> {
     requester: Sender,
     cc: &'a [EmailAddress],
+    /// The requester is a contact of a client (the ticket's): only then can
+    /// the mail to them alone carry their links.
+    requester_of_a_client: bool,
+    /// The requester's contact, when the plan found it.
+    requester_contact: Option<&'a Contact>,
 }

@@ -150,6 +150,7 @@ impl Ingestor {
                         attachments: &[],
                         thread_known: None,
                     },
+                    None,
                     now,
                 )
                 .await?
@@ -180,6 +181,7 @@ impl Ingestor {
                         attachments: &[],
                         thread_known: None,
                     },
+                    None,
                     now,
                 )
                 .await?
