@@ -503,13 +503,15 @@ async fn a_standard_contact_sees_only_their_own_tickets_through_every_url() {
         .text();
     assert!(!olga_csv.contains(bob_t.as_str()), "{olga_csv}");
 
-    // The contacts page: not for standard contacts.
-    let (cookie, at) = s
-        .open(&s.link("bob", LinkPurpose::Contacts, None).await)
-        .await;
-    assert_eq!(at, "/contacts");
+    // The contacts page: not for standard contacts — no link is issued,
+    // and a token signed anyway opens nothing.
+    assert!(matches!(
+        s.try_link("bob", LinkPurpose::Contacts, None).await,
+        Err(IssueError::WrongContactType(_))
+    ));
+    let token = s.forged("bob", LinkPurpose::Contacts, "").await;
     assert_eq!(
-        s.get(&at, Some(&cookie)).await.status,
+        s.get(&format!("/l/{token}"), None).await.status,
         StatusCode::NOT_FOUND
     );
     let (_, contacts) = s.page("tom", LinkPurpose::Contacts, None).await;
@@ -1029,6 +1031,39 @@ Content-Type: text/plain; charset=utf-8\r\n\r\nAnd by mail.\r\n",
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(s.inbound(&number).await.len(), messages_before + 2);
+
+    // Each post is in the audit log once: the applied reply with what it
+    // came to (written with the mail), the double click, the empty and the
+    // forged ones by the page's layer.
+    let mut conn = s.app.db.conn().await.unwrap();
+    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "ticket.reply")
+        .collect();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.detail.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ok", Some(serde_json::json!({ "outcome": "added" }))),
+            ("ok", None),
+            ("invalid", None),
+            ("denied", None),
+        ],
+        "{rows:?}"
+    );
+    let bob = s.contact("bob").await;
+    for r in &rows {
+        assert_eq!(r.actor_id, Some(bob.id.to_string()));
+        assert_eq!(
+            r.resource.as_deref(),
+            Some(format!("ticket:{number}").as_str())
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1330,4 +1365,65 @@ async fn replies_from_the_page_are_limited_per_contact_per_hour() {
     let r = post("Fourth addition.").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(s.inbound(&number).await.len(), before + 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_and_payment_methods_open_for_billing_and_primary_contacts_only() {
+    let s = site("").await;
+    let pages = [
+        (LinkPurpose::Statement, "/statement"),
+        (LinkPurpose::PaymentMethods, "/payment-methods"),
+    ];
+    // Alice (primary) opens both.
+    for (purpose, path) in pages {
+        let (cookie, at) = s.open(&s.link("alice", purpose, None).await).await;
+        assert_eq!(at, path);
+        let page = s.get(path, Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text());
+    }
+    // No link is issued to Tom (technical) or Bob (standard), and a token
+    // signed anyway opens nothing.
+    for name in ["tom", "bob"] {
+        for (purpose, path) in pages {
+            assert!(
+                matches!(
+                    s.try_link(name, purpose, None).await,
+                    Err(IssueError::WrongContactType(_))
+                ),
+                "{name}: {path}"
+            );
+            let token = s.forged(name, purpose, "").await;
+            let r = s.get(&format!("/l/{token}"), None).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{name}: {path}");
+        }
+    }
+
+    // Carol, made billing, gets and opens her statement; made standard
+    // again, the same link and page cookie open nothing.
+    let (alice, contacts) = s.page("alice", LinkPurpose::Contacts, None).await;
+    let csrf = hidden(&contacts.text(), "csrf");
+    let carol_id = s.contact_id("carol").await;
+    let set_types = |form: String| {
+        let alice = alice.clone();
+        let s = &s;
+        async move {
+            let r = s
+                .post(&format!("/contacts/{carol_id}/types"), &alice, &form)
+                .await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        }
+    };
+    set_types(format!("csrf={csrf}&billing=on")).await;
+    let link = s.link("carol", LinkPurpose::Statement, None).await;
+    let (cookie, _) = s.open(&link).await;
+    assert_eq!(
+        s.get("/statement", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    set_types(format!("csrf={csrf}")).await;
+    assert_eq!(
+        s.get("/statement", Some(&cookie)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(s.get(&link, None).await.status, StatusCode::NOT_FOUND);
 }

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::db::contacts::{self, Contact};
 use crate::db::{invoices, portal, Db, DbError};
 use crate::domain::{EmailAddress, OptionalMail};
+use crate::portal::access::may_open;
 
 use super::token::{sign, LinkClaims, LinkError, LinkPurpose};
 
@@ -26,6 +27,8 @@ pub enum IssueError {
     NumberNotTaken(&'static str),
     #[error("no {0} has number {1}")]
     NotFound(&'static str, String),
+    #[error("{0} pages are not for this contact's types (statement and payment methods: billing or primary; contacts: primary or technical)")]
+    WrongContactType(&'static str),
     #[error("{0} {1} is not this contact's to see")]
     NotTheirs(&'static str, String),
     #[error("{0} links are made by the pages, not handed out")]
@@ -96,6 +99,9 @@ pub async fn link_for(
         LinkPurpose::Statement | LinkPurpose::PaymentMethods | LinkPurpose::Contacts => {
             if client_id.is_none() {
                 return Err(IssueError::NoClient);
+            }
+            if !may_open(&contact, purpose) {
+                return Err(IssueError::WrongContactType(kind));
             }
         }
     }
@@ -188,22 +194,17 @@ pub struct ContactLinks {
 
 impl ContactLinks {
     pub fn of(config: &Config, contact: &Contact, now_secs: i64) -> Result<Self, LinkError> {
-        let link = |purpose| signed_link(config, contact, purpose, "", now_secs);
-        let sees_statement =
-            contact.client_id.is_some() && (contact.types.billing || contact.types.primary);
+        // Only the pages the contact's types open.
+        let link = |purpose| {
+            may_open(contact, purpose)
+                .then(|| signed_link(config, contact, purpose, "", now_secs))
+                .transpose()
+        };
         Ok(Self {
-            tickets: Some(link(LinkPurpose::Tickets)?),
-            statement: if sees_statement {
-                Some(link(LinkPurpose::Statement)?)
-            } else {
-                None
-            },
-            contacts: if crate::portal::access::manages_contacts(contact) {
-                Some(link(LinkPurpose::Contacts)?)
-            } else {
-                None
-            },
-            preferences: Some(link(LinkPurpose::Preferences)?),
+            tickets: link(LinkPurpose::Tickets)?,
+            statement: link(LinkPurpose::Statement)?,
+            contacts: link(LinkPurpose::Contacts)?,
+            preferences: link(LinkPurpose::Preferences)?,
         })
     }
 }

@@ -3,13 +3,18 @@
 //! link issuing:
 //! - a Standard contact sees the tickets they asked or take part in;
 //! - Technical and Primary contacts of a client see all of its tickets;
-//! - only Primary and Technical contacts manage the client's contacts.
+//! - only Primary and Technical contacts manage the client's contacts;
+//! - only Billing and Primary contacts see the client's statement and its
+//!   saved payment methods.
 //!
+//! Pages check these again on every request ([`may_open`]): a link issued
+//! before a contact's types changed opens only what the types allow now.
 //! Nothing of another client is ever visible: the client is part of every
 //! rule.
 
 use crate::db::contacts::Contact;
 use crate::db::portal::{PortalTicket, TicketScope};
+use crate::links::LinkPurpose;
 
 /// Technical and Primary contacts of a client see all its tickets.
 pub fn sees_all_client_tickets(contact: &Contact) -> bool {
@@ -19,6 +24,22 @@ pub fn sees_all_client_tickets(contact: &Contact) -> bool {
 /// Primary and Technical contacts of a client manage its contacts.
 pub fn manages_contacts(contact: &Contact) -> bool {
     sees_all_client_tickets(contact)
+}
+
+/// Billing and Primary contacts of a client see its statement and manage
+/// its saved payment methods.
+pub fn sees_client_accounts(contact: &Contact) -> bool {
+    contact.client_id.is_some() && (contact.types.billing || contact.types.primary)
+}
+
+/// Whether `contact`'s types let them open a page of `purpose` at all (the
+/// document's own rule, e.g. [`may_see_ticket`], comes on top).
+pub fn may_open(contact: &Contact, purpose: LinkPurpose) -> bool {
+    match purpose {
+        LinkPurpose::Statement | LinkPurpose::PaymentMethods => sees_client_accounts(contact),
+        LinkPurpose::Contacts => manages_contacts(contact),
+        _ => true,
+    }
 }
 
 /// The tickets `contact` may list.

@@ -11,6 +11,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
+use crate::audit::AuditEvent;
 use crate::db::contacts::Contact;
 use crate::db::{conversation, DbError};
 use crate::mail::ingest::{Delivery, IngestError, Ingestor, Outcome, Source};
@@ -56,13 +57,16 @@ pub enum ReplyError {
     Ingest(#[from] IngestError),
 }
 
-/// Writes `reply` as `contact`'s mail on ticket `number` and ingests it.
-/// The caller has checked that the contact may see the ticket.
+/// Writes `reply` as `contact`'s mail on ticket `number` and ingests it,
+/// with `audit` (the post) in the same transaction unless the mail was
+/// already applied (a repeated post: `Outcome::Duplicate`). The caller has
+/// checked that the contact may see the ticket.
 pub async fn post_reply(
     ingestor: &Ingestor,
     contact: &Contact,
     number: &str,
     reply: &PortalReply,
+    audit: &AuditEvent,
 ) -> Result<Outcome, ReplyError> {
     if reply.text.trim().is_empty() && reply.files.is_empty() {
         return Err(ReplyError::Empty);
@@ -140,7 +144,7 @@ pub async fn post_reply(
     }
     let outcome = ingestor
         .ingest(Delivery {
-            source: Source::Portal,
+            source: Source::Portal { audit: Some(audit) },
             raw: &raw,
             oversized_bytes: None,
         })

@@ -407,7 +407,13 @@ pub(crate) async fn current_contact(
         Denied::NotFound
     })?;
     match contacts::find_contact_by_id(&mut conn, claims.contact_id).await {
-        Ok(Some(c)) if c.active && c.link_generation == claims.generation => Ok(c),
+        Ok(Some(c))
+            if c.active
+                && c.link_generation == claims.generation
+                && crate::portal::access::may_open(&c, claims.purpose) =>
+        {
+            Ok(c)
+        }
         Ok(_) => Err(Denied::NotFound),
         Err(e) => {
             tracing::error!(error = %e, "contact lookup for a link failed");

@@ -328,6 +328,7 @@ async fn page(
 /// `POST /ticket/<number>/reply`: `csrf`, `text` and any number of `files`.
 pub(crate) async fn reply(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(number): Path<String>,
     headers: HeaderMap,
     multipart: Multipart,
@@ -384,7 +385,30 @@ pub(crate) async fn reply(
         files: form.files,
         idempotency_key: form.csrf,
     };
-    match post_reply(&state.app.ingestor, &contact, &ticket.number, &reply).await {
+    let event = AuditEvent::new(
+        AuditKind::FormPost,
+        "ticket.reply",
+        state.app.clock.now_millis(),
+    )
+    .actor(Actor::Contact(contact.id))
+    .client(contact.client_id)
+    .resource("ticket", &ticket.number)
+    .origin(&origin);
+    let posted = post_reply(
+        &state.app.ingestor,
+        &contact,
+        &ticket.number,
+        &reply,
+        &event,
+    )
+    .await;
+    // Applied, the post's entry went in with the mail; a repeated post or a
+    // refusal is left to the layer.
+    let note = match &posted {
+        Ok(Outcome::Duplicate) | Err(_) => Note::default(),
+        Ok(_) => Note::recorded(),
+    };
+    let response = match posted {
         Ok(Outcome::TicketCreated { ticket: new_number }) => {
             // Past the reopen window the reply opened a new ticket: open it
             // through a fresh link of the contact's.
@@ -428,7 +452,8 @@ pub(crate) async fn reply(
             tracing::error!(error = %e, ticket = %ticket.number, "ticket page reply failed");
             state.pages.unavailable()
         }
-    }
+    };
+    note.on(response)
 }
 
 /// Whether `contact` has posted `[limits] portal_replies_per_hour` replies

@@ -36,6 +36,7 @@ use super::parse::{self, InboundMail, ParseError};
 use super::sanitize::{sanitize_filename, sanitize_html};
 use super::staff_commands::{parse_staff_reply, Command};
 use super::threading::{find_thread, ThreadRule};
+use crate::audit::AuditEvent;
 use crate::clock::SharedClock;
 use crate::config::{Config, MailboxConfig, UnknownSenderPolicy};
 use crate::db::contacts;
@@ -62,8 +63,9 @@ pub enum Source<'a> {
     /// would have sent, so it takes the same path (and the same checks).
     AdminApi,
     /// A client's reply or files posted on their ticket page, written as the
-    /// mail they would have sent, like [`Source::AdminApi`].
-    Portal,
+    /// mail they would have sent, like [`Source::AdminApi`]. `audit` (the
+    /// form post) is appended in the transaction that applies the mail.
+    Portal { audit: Option<&'a AuditEvent> },
 }
 
 impl Source<'_> {
@@ -71,7 +73,7 @@ impl Source<'_> {
     fn mailbox_at(&self) -> Option<(&str, MailboxUid)> {
         match self {
             Source::Mailbox { mailbox, at } => Some((mailbox.name.as_str(), *at)),
-            Source::Pipe | Source::AdminApi | Source::Portal => None,
+            Source::Pipe | Source::AdminApi | Source::Portal { .. } => None,
         }
     }
 
@@ -80,7 +82,7 @@ impl Source<'_> {
             Source::Mailbox { mailbox, .. } => format!("mailbox:{}", mailbox.name),
             Source::Pipe => "ingest".into(),
             Source::AdminApi => "admin-api".into(),
-            Source::Portal => "portal".into(),
+            Source::Portal { .. } => "portal".into(),
         }
     }
 }
@@ -332,7 +334,9 @@ impl Ingestor {
     fn mailbox_of<'a>(&'a self, source: &Source<'a>) -> Option<&'a MailboxConfig> {
         match source {
             Source::Mailbox { mailbox, .. } => Some(mailbox),
-            Source::Pipe | Source::AdminApi | Source::Portal => self.config.mailboxes.first(),
+            Source::Pipe | Source::AdminApi | Source::Portal { .. } => {
+                self.config.mailboxes.first()
+            }
         }
     }
 
@@ -1152,6 +1156,13 @@ impl Ingestor {
                 ));
             }
         };
+        if let Source::Portal { audit: Some(event) } = d.source {
+            // The page's post and what it did commit together.
+            let event = event
+                .clone()
+                .detail(serde_json::json!({ "outcome": applied.outcome.label() }));
+            crate::db::audit::record(tx, &event).await?;
+        }
         Ok(applied)
     }
 
