@@ -596,6 +596,39 @@ async fn a_saved_card_serves_auto_pay_until_removed_and_is_then_never_charged() 
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("nothing was changed"), "{body}");
     assert!(shop.fake.charges().is_empty());
+
+    // Each post is in the audit log once: the two changes with their
+    // transactions, the refused choice by the page's layer.
+    let mut conn = shop.s.app.db.conn().await.unwrap();
+    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "form_post" && r.action.starts_with("payment_methods."))
+        .collect();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.action.as_str(), r.resource.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("payment_methods.add", Some("payment_methods".to_string())),
+            (
+                "payment_methods.auto_pay",
+                Some(format!("recurring:{plan}"))
+            ),
+            (
+                "payment_methods.remove",
+                Some(format!("payment_method:{method}"))
+            ),
+            (
+                "payment_methods.auto_pay",
+                Some("payment_methods".to_string())
+            ),
+        ],
+        "{rows:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

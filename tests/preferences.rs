@@ -763,6 +763,40 @@ async fn email_me_my_links_stops_after_the_per_ip_limit() {
     s.ask(&s.addr("carol"), [192, 0, 2, 8]).await;
     s.settled_requests().await;
     assert_eq!(s.links_mails().await.len(), 3);
+
+    // The audit log has each request, by nobody known, from where, limited
+    // or not — and no address.
+    let mut conn = s.app.db.conn().await.unwrap();
+    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "links.request")
+        .collect();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.actor_kind.as_str(),
+                r.outcome.as_str(),
+                r.remote_addr.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("anonymous", "ok", Some("192.0.2.7")),
+            ("anonymous", "ok", Some("192.0.2.7")),
+            ("anonymous", "limited", Some("192.0.2.7")),
+            ("anonymous", "ok", Some("192.0.2.8")),
+        ],
+        "{rows:?}"
+    );
+    let everything = format!("{rows:?}");
+    for name in ["alice", "bob", "carol"] {
+        assert!(!everything.contains(&s.addr(name)), "{everything}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -604,6 +604,35 @@ async fn an_expired_link_mails_a_fresh_one_to_the_address_on_file_once_an_hour()
             .status,
         StatusCode::NOT_FOUND
     );
+
+    // Each post is in the audit log once; the two that reached a contact
+    // with whether a mail went, in the transaction that queued it.
+    let mut conn = s.app.db.conn().await.unwrap();
+    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "link.renew")
+        .collect();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.detail.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("denied", None),
+            ("denied", None),
+            ("ok", Some(serde_json::json!({ "mailed": true }))),
+            (
+                "ok",
+                Some(serde_json::json!({ "mailed": false, "why": "sent within the hour" }))
+            ),
+            ("denied", None),
+        ],
+        "{rows:?}"
+    );
+    assert!(!format!("{rows:?}").contains(&token));
 }
 
 impl Site {

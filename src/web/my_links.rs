@@ -27,9 +27,11 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
+use super::audit::{Note, RequestOrigin};
 use super::pay::form_expired;
 use super::{csrf, WebState};
 use crate::app::App;
+use crate::audit::{AuditEvent, AuditKind};
 use crate::clock::Millis;
 use crate::db::contacts;
 use crate::db::link_requests::{self, Outcome};
@@ -68,6 +70,7 @@ pub(crate) struct LinksForm {
 
 pub(crate) async fn request(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LinksForm>,
@@ -86,7 +89,11 @@ pub(crate) async fn request(
         .map(|c| c.0 .0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let now = state.app.clock.now_millis();
-    match admit(&state.app, &address, &ip, now).await {
+    // Who asked is nobody known: the address is not kept, not even hashed.
+    let event = AuditEvent::new(AuditKind::FormPost, "links.request", now)
+        .resource("links", "")
+        .origin(&origin);
+    match admit(&state.app, &address, &ip, now, event).await {
         Ok(Some(request_id)) => {
             let app = state.app.clone();
             tokio::spawn(async move {
@@ -102,18 +109,23 @@ pub(crate) async fn request(
             return state.pages.unavailable();
         }
     }
-    state
-        .pages
-        .render(StatusCode::OK, "links_sent", "Check your mail", json!({}))
+    Note::recorded().on(state.pages.render(
+        StatusCode::OK,
+        "links_sent",
+        "Check your mail",
+        json!({}),
+    ))
 }
 
-/// Records the request and checks the limits; the id of the request to
-/// carry out, or `None` when it is over a limit.
+/// Records the request and checks the limits, with `audit` (outcome `ok`
+/// or `limited`) in the same transaction; the id of the request to carry
+/// out, or `None` when it is over a limit.
 async fn admit(
     app: &App,
     address: &EmailAddress,
     ip: &str,
     now: Millis,
+    audit: AuditEvent,
 ) -> anyhow::Result<Option<i64>> {
     let address_key = keyed_hash(app, "address", address.as_str())?;
     let client_key = keyed_hash(app, "ip", ip)?;
@@ -130,6 +142,12 @@ async fn admit(
         Outcome::Limited
     };
     let id = link_requests::record(&mut tx, &address_key, &client_key, outcome, now).await?;
+    let audit = if allowed {
+        audit
+    } else {
+        audit.outcome(crate::audit::Outcome::Limited)
+    };
+    crate::db::audit::record(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(allowed.then_some(id))
 }

@@ -10,10 +10,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
+use super::audit::{Note, RequestOrigin};
 use super::pay::{form_expired, see_other};
 use super::{csrf, link_holder, WebState};
+use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::db::contacts::{self, Contact};
-use crate::db::{payment_methods, recurring};
+use crate::db::{audit, payment_methods, recurring, DbError};
 use crate::domain::{Currency, Frequency};
 use crate::links::LinkPurpose;
 use crate::payments::{CheckoutSetup, NewCustomer};
@@ -215,11 +217,12 @@ async fn start_setup(
 /// and taken off auto-pay.
 pub(crate) async fn remove(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<i64>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<CsrfOnly>,
 ) -> Response {
-    let (_, client_id) = match holder(&state, &headers).await {
+    let (contact, client_id) = match holder(&state, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -241,12 +244,22 @@ pub(crate) async fn remove(
             return state.pages.unavailable();
         }
     };
-    // Off our list first, so no auto-pay picks it while the provider is
-    // asked; then detached there, so it cannot be charged at all.
-    let removed = match state.app.db.conn().await {
-        Ok(mut conn) => payment_methods::remove_method(&mut conn, id, client_id, now).await,
-        Err(e) => Err(e),
-    };
+    // Off our list first (with its audit entry), so no auto-pay picks it
+    // while the provider is asked; then detached there, so it cannot be
+    // charged at all.
+    let event = AuditEvent::new(AuditKind::FormPost, "payment_methods.remove", now)
+        .actor(Actor::Contact(contact.id))
+        .client(Some(client_id))
+        .resource("payment_method", &id.to_string())
+        .origin(&origin);
+    let removed = async {
+        let mut tx = state.app.db.begin().await?;
+        payment_methods::remove_method(&mut tx, id, client_id, now).await?;
+        audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok::<(), DbError>(())
+    }
+    .await;
     if let Err(e) = removed {
         tracing::error!(error = %e, "removing a payment method: database");
         return state.pages.unavailable();
@@ -259,7 +272,7 @@ pub(crate) async fn remove(
             tracing::warn!(error = %e, method = id, "detaching a removed method failed");
         }
     }
-    see_other(&format!("{PATH}?removed=1"))
+    Note::recorded().on(see_other(&format!("{PATH}?removed=1")))
 }
 
 #[derive(serde::Deserialize)]
@@ -272,10 +285,11 @@ pub(crate) struct AutoPayForm {
 
 pub(crate) async fn auto_pay(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     axum::Form(form): axum::Form<AutoPayForm>,
 ) -> Response {
-    let (_, client_id) = match holder(&state, &headers).await {
+    let (contact, client_id) = match holder(&state, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -290,14 +304,27 @@ pub(crate) async fn auto_pay(
         },
     };
     let now = state.app.clock.now_millis();
-    let changed = match state.app.db.conn().await {
-        Ok(mut conn) => {
-            payment_methods::set_auto_pay(&mut conn, form.recurring, client_id, method, now).await
+    let event = AuditEvent::new(AuditKind::FormPost, "payment_methods.auto_pay", now)
+        .actor(Actor::Contact(contact.id))
+        .client(Some(client_id))
+        .resource("recurring", &form.recurring.to_string())
+        .origin(&origin)
+        .detail(json!({ "method": method }));
+    // The choice and its audit entry commit together; a refused one writes
+    // nothing here (the page's layer records it).
+    let changed = async {
+        let mut tx = state.app.db.begin().await?;
+        let changed =
+            payment_methods::set_auto_pay(&mut tx, form.recurring, client_id, method, now).await?;
+        if changed {
+            audit::record(&mut tx, &event).await?;
+            tx.commit().await?;
         }
-        Err(e) => Err(e),
-    };
+        Ok::<bool, DbError>(changed)
+    }
+    .await;
     match changed {
-        Ok(true) => see_other(&format!("{PATH}?auto-pay=1")),
+        Ok(true) => Note::recorded().on(see_other(&format!("{PATH}?auto-pay=1"))),
         Ok(false) => {
             page(
                 &state,

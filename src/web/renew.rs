@@ -10,10 +10,10 @@ use axum::response::Response;
 use axum::Form;
 use serde_json::json;
 
-use super::audit::Note;
+use super::audit::{Note, RequestOrigin};
 use super::{current_contact, WebState};
-use crate::audit::Actor;
-use crate::db::outbox;
+use crate::audit::{Actor, AuditEvent, AuditKind};
+use crate::db::{audit, outbox};
 use crate::domain::EmailAddress;
 use crate::links::{link_for, verify, LinkError, LinkPurpose};
 use crate::mail::outgoing::MailRequest;
@@ -60,6 +60,7 @@ fn described(purpose: LinkPurpose, resource: &str) -> String {
 
 pub(crate) async fn renew(
     State(state): State<WebState>,
+    RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
     Form(form): Form<RenewForm>,
 ) -> Response {
@@ -90,19 +91,27 @@ pub(crate) async fn renew(
     let sent = state
         .pages
         .render(StatusCode::OK, "renew_sent", "Check your mail", json!({}));
-    if let Err(e) = mail_fresh_link(&state, &claims, &contact.email, now_ms).await {
+    let event = AuditEvent::new(AuditKind::FormPost, "link.renew", now_ms)
+        .actor(Actor::Contact(contact.id))
+        .client(contact.client_id)
+        .resource("link", claims.purpose.as_str())
+        .origin(&origin);
+    if let Err(e) = mail_fresh_link(&state, &claims, &contact.email, now_ms, event).await {
         tracing::error!(error = %e, "could not queue a fresh link");
         return note.on(state.pages.unavailable());
     }
-    note.on(sent)
+    Note::recorded().on(sent)
 }
 
-/// Queues the fresh link unless one went to this contact within the hour.
+/// Queues the fresh link unless one went to this contact within the hour
+/// (or the document left their reach), and appends `audit` with whether it
+/// was mailed, in one transaction.
 async fn mail_fresh_link(
     state: &WebState,
     claims: &crate::links::LinkClaims,
     email: &str,
     now_ms: i64,
+    audit: AuditEvent,
 ) -> anyhow::Result<()> {
     let app = &state.app;
     let address = EmailAddress::parse(email)?;
@@ -118,40 +127,51 @@ async fn mail_fresh_link(
     )
     .await
     {
-        Ok(link) => link,
+        Ok(link) => Some(link),
         Err(e) => {
             tracing::info!(reason = %e, "no fresh link for an expired one");
-            return Ok(());
+            None
         }
     };
     let mut tx = app.db.begin().await?;
-    if outbox::recent_of_kind(&mut tx, KIND, email, now_ms - ONE_HOUR_MS).await? > 0 {
-        return Ok(());
-    }
-    let expires =
-        chrono::DateTime::from_timestamp_millis(now_ms + app.config.link_ttl.as_millis() as i64)
+    let sent_lately = outbox::recent_of_kind(&mut tx, KIND, email, now_ms - ONE_HOUR_MS).await? > 0;
+    let (queued, why) = match link {
+        None => (false, Some("out of reach")),
+        Some(_) if sent_lately => (false, Some("sent within the hour")),
+        Some(link) => {
+            let expires = chrono::DateTime::from_timestamp_millis(
+                now_ms + app.config.link_ttl.as_millis() as i64,
+            )
             .map(|d| d.format("%-d %B %Y").to_string())
             .unwrap_or_default();
-    let queued = app
-        .ingestor
-        .mailer
-        .queue(
-            &mut tx,
-            MailRequest::notice(
-                KIND,
-                "fresh_link",
-                json!({
-                    "link": link,
-                    "what": described(claims.purpose, &claims.resource),
-                    "expires": expires,
-                }),
-                vec![address],
-            ),
-            now_ms,
-        )
-        .await?;
+            let queued = app
+                .ingestor
+                .mailer
+                .queue(
+                    &mut tx,
+                    MailRequest::notice(
+                        KIND,
+                        "fresh_link",
+                        json!({
+                            "link": link,
+                            "what": described(claims.purpose, &claims.resource),
+                            "expires": expires,
+                        }),
+                        vec![address],
+                    ),
+                    now_ms,
+                )
+                .await?;
+            (queued.is_some(), None)
+        }
+    };
+    let detail = match why {
+        Some(why) => json!({ "mailed": false, "why": why }),
+        None => json!({ "mailed": queued }),
+    };
+    audit::record(&mut tx, &audit.detail(detail)).await?;
     tx.commit().await?;
-    if queued.is_some() {
+    if queued {
         app.ingestor.outbox_ready.notify_one();
     }
     Ok(())
