@@ -822,13 +822,7 @@ async fn an_address_change_takes_effect_only_after_confirmation() {
     // with their changes, the refused confirmation from the page's layer;
     // no address in any of them.
     let alice_id = s.contact_id("alice").await;
-    let mut conn = s.app.db.conn().await.unwrap();
-    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.kind == "form_post")
-        .collect();
+    let rows = audit_rows(&s.app, |r| r.kind == "form_post").await;
     let seen: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -1035,13 +1029,7 @@ Content-Type: text/plain; charset=utf-8\r\n\r\nAnd by mail.\r\n",
     // Each post is in the audit log once: the applied reply with what it
     // came to (written with the mail), the double click, the empty and the
     // forged ones by the page's layer.
-    let mut conn = s.app.db.conn().await.unwrap();
-    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.action == "ticket.reply")
-        .collect();
+    let rows = audit_rows(&s.app, |r| r.action == "ticket.reply").await;
     let seen: Vec<_> = rows
         .iter()
         .map(|r| (r.outcome.as_str(), r.detail.clone()))
@@ -1166,13 +1154,10 @@ async fn closing_and_reopening_on_the_page_tells_the_staff_and_the_client() {
     // Each post is in the audit log once: the changes with their
     // transaction, the refused reopen by the page's layer.
     let bob = s.contact("bob").await;
-    let mut conn = s.app.db.conn().await.unwrap();
-    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.action.starts_with("ticket.") && r.kind == "form_post")
-        .collect();
+    let rows = audit_rows(&s.app, |r| {
+        r.action.starts_with("ticket.") && r.kind == "form_post"
+    })
+    .await;
     let seen: Vec<_> = rows
         .iter()
         .map(|r| {

@@ -599,13 +599,10 @@ async fn a_saved_card_serves_auto_pay_until_removed_and_is_then_never_charged() 
 
     // Each post is in the audit log once: the two changes with their
     // transactions, the refused choice by the page's layer.
-    let mut conn = shop.s.app.db.conn().await.unwrap();
-    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.kind == "form_post" && r.action.starts_with("payment_methods."))
-        .collect();
+    let rows = audit_rows(&shop.s.app, |r| {
+        r.kind == "form_post" && r.action.starts_with("payment_methods.")
+    })
+    .await;
     let seen: Vec<_> = rows
         .iter()
         .map(|r| (r.action.as_str(), r.resource.clone()))

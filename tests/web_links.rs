@@ -607,13 +607,7 @@ async fn an_expired_link_mails_a_fresh_one_to_the_address_on_file_once_an_hour()
 
     // Each post is in the audit log once; the two that reached a contact
     // with whether a mail went, in the transaction that queued it.
-    let mut conn = s.app.db.conn().await.unwrap();
-    let rows: Vec<_> = postdesk::db::audit::list(&mut conn, &Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.action == "link.renew")
-        .collect();
+    let rows = audit_rows(&s.app, |r| r.action == "link.renew").await;
     let seen: Vec<_> = rows
         .iter()
         .map(|r| (r.outcome.as_str(), r.detail.clone()))

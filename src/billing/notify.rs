@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::db::contacts::{self, Contact};
 use crate::db::{inbound, Conn};
 use crate::domain::{ContactTypes, EmailAddress, OptionalMail};
-use crate::links::issue::{signed_link, unsubscribe_links, ContactLinks};
+use crate::links::issue::{link_expiry_text, signed_link, unsubscribe_links, ContactLinks};
 use crate::links::LinkPurpose;
 use crate::mail::outgoing::{MailRequest, Mailer, OutgoingAttachment, PersonalParts};
 
@@ -94,7 +94,10 @@ pub async fn mail_billing_contacts(
         if let Value::Object(map) = &mut data {
             map.insert("name".into(), json!(person.name));
             map.insert("link".into(), json!(link));
-            map.insert("expires".into(), json!(link_expiry(app, now_ms)));
+            map.insert(
+                "expires".into(),
+                json!(link_expiry_text(&app.config, now_ms)),
+            );
         }
         let personal = personal_parts(&app.config, person, mail.optional, now_ms)?;
         let queued = queue_copy(
@@ -254,11 +257,4 @@ async fn queue_copy(
         )
         .await?;
     Ok(queued.is_some())
-}
-
-/// "12 January 2027": when a link made now stops opening.
-fn link_expiry(app: &App, now_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(now_ms + app.config.link_ttl.as_millis() as i64)
-        .map(|d| d.format("%-d %B %Y").to_string())
-        .unwrap_or_default()
 }

@@ -123,6 +123,14 @@ pub fn signed_link(
     Ok(format!("{}/l/{token}", config.web.base_url))
 }
 
+/// "12 January 2027": when a link made at `now_ms` stops opening, as mails
+/// tell it.
+pub fn link_expiry_text(config: &Config, now_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms + config.link_ttl.as_millis() as i64)
+        .map(|d| d.format("%-d %B %Y").to_string())
+        .unwrap_or_default()
+}
+
 /// The token of [`signed_link`], without the URL around it.
 fn signed_token(
     config: &Config,

@@ -36,7 +36,7 @@ use crate::clock::Millis;
 use crate::db::contacts;
 use crate::db::link_requests::{self, Outcome};
 use crate::domain::EmailAddress;
-use crate::links::issue::ContactLinks;
+use crate::links::issue::{link_expiry_text, ContactLinks};
 use crate::mail::outgoing::MailRequest;
 
 const PATH: &str = "/links";
@@ -193,11 +193,7 @@ async fn mail_links(
             .into_iter()
             .filter_map(|(what, url)| url.as_ref().map(|u| json!({ "what": what, "url": u })))
             .collect();
-            let expires = chrono::DateTime::from_timestamp_millis(
-                now + app.config.link_ttl.as_millis() as i64,
-            )
-            .map(|d| d.format("%-d %B %Y").to_string())
-            .unwrap_or_default();
+            let expires = link_expiry_text(&app.config, now);
             let to = EmailAddress::parse(&contact.email)?;
             let queued = app
                 .ingestor

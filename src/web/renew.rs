@@ -15,6 +15,7 @@ use super::{current_contact, WebState};
 use crate::audit::{Actor, AuditEvent, AuditKind};
 use crate::db::{audit, outbox};
 use crate::domain::EmailAddress;
+use crate::links::issue::link_expiry_text;
 use crate::links::{link_for, verify, LinkError, LinkPurpose};
 use crate::mail::outgoing::MailRequest;
 
@@ -139,11 +140,7 @@ async fn mail_fresh_link(
         None => (false, Some("out of reach")),
         Some(_) if sent_lately => (false, Some("sent within the hour")),
         Some(link) => {
-            let expires = chrono::DateTime::from_timestamp_millis(
-                now_ms + app.config.link_ttl.as_millis() as i64,
-            )
-            .map(|d| d.format("%-d %B %Y").to_string())
-            .unwrap_or_default();
+            let expires = link_expiry_text(&app.config, now_ms);
             let queued = app
                 .ingestor
                 .mailer

@@ -405,6 +405,20 @@ pub fn acks_in_maildir(mail: &MailServers, address: &str) -> usize {
 }
 
 /// The subjects of all tickets, sorted.
+/// The audit log's entries that `keep` picks, oldest first.
+pub async fn audit_rows(
+    app: &App,
+    keep: impl Fn(&postdesk::audit::AuditRecord) -> bool,
+) -> Vec<postdesk::audit::AuditRecord> {
+    let mut conn = app.db.conn().await.unwrap();
+    postdesk::db::audit::list(&mut conn, &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| keep(r))
+        .collect()
+}
+
 pub async fn ticket_subjects(app: &App) -> Vec<String> {
     let mut conn = app.db.conn().await.unwrap();
     let mut subjects: Vec<String> = postdesk::db::tickets::list_tickets(&mut conn)
