@@ -12,8 +12,9 @@
 #
 # FUZZ_TARGETS (default: both) picks targets; FUZZ_JOBS=N runs N independent
 # libFuzzer processes sharing the corpus (use the machine's cores for a long
-# run; their execution counts are summed); FUZZ_LOG_DIR keeps the full
-# libFuzzer logs (default: a temporary directory).
+# run; their execution counts are summed, from each process's own log);
+# FUZZ_LOG_DIR keeps the full libFuzzer logs (default: a temporary
+# directory).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -51,9 +52,12 @@ for target in ${FUZZ_TARGETS:-inbound_mail signed_link}; do
     echo "fuzz.sh: $target failed; its input is under fuzz/artifacts/$target/" >&2
     exit 1
   fi
+  # With jobs, each process's own log holds its final stats (libFuzzer's
+  # main log repeats them: counting both would count every run twice).
+  STATS=("$LOGS/$target")
   if [ "$JOBS" -gt 1 ]; then
-    cat "$LOGS/$target-jobs"/fuzz-*.log >>"$LOGS/$target"
+    STATS=("$LOGS/$target-jobs"/fuzz-*.log)
   fi
-  grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|INFO: seed corpus)' "$LOGS/$target" || true
-  awk '/^stat::number_of_executed_units/ {n += $2} END {printf "%s: %d executions in all\n", "'"$target"'", n}' "$LOGS/$target"
+  grep -hE '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|INFO: seed corpus)' "${STATS[@]}" || true
+  awk '/^stat::number_of_executed_units/ {n += $2} END {printf "%s: %d executions in all\n", "'"$target"'", n}' "${STATS[@]}"
 done
