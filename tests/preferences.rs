@@ -201,6 +201,17 @@ impl Site {
             .await
     }
 
+    /// One round of the outbox sender: what is queued goes to Postfix.
+    async fn send_outbox(&self) {
+        let mut state = self.app.sender.new_state().unwrap();
+        self.app
+            .sender
+            .round(&mut state, &CancellationToken::new())
+            .await
+            .unwrap();
+        state.close().await;
+    }
+
     /// Opens a link path: its cookie (`name=value`) and where it leads.
     async fn open(&self, path: &str) -> (String, String) {
         let r = self.get(path, None).await;
@@ -531,13 +542,7 @@ async fn optional_mail_arrives_with_the_unsubscribe_headers_and_other_mail_witho
     .await;
     assert_eq!(s.outbox("acknowledgement").await.len(), 1);
 
-    let mut state = s.app.sender.new_state().unwrap();
-    s.app
-        .sender
-        .round(&mut state, &CancellationToken::new())
-        .await
-        .unwrap();
-    state.close().await;
+    s.send_outbox().await;
     let inbox = wait_for("three mails for Alice", Duration::from_secs(20), || async {
         let mails = read_folder(&s.t.mail, &alice, "INBOX").await;
         (mails.len() >= 3).then_some(mails)
@@ -880,13 +885,7 @@ async fn a_ticket_mail_to_one_contact_carries_their_links_and_to_several_none() 
             postdesk::mail::ingest::Outcome::TicketCreated { .. }
         ));
     }
-    let mut state = s.app.sender.new_state().unwrap();
-    s.app
-        .sender
-        .round(&mut state, &CancellationToken::new())
-        .await
-        .unwrap();
-    state.close().await;
+    s.send_outbox().await;
     let mail = s.t.mail.clone();
     let delivered = |who: String| {
         let mail = mail.clone();
@@ -1068,13 +1067,7 @@ async fn a_reminder_not_made_optional_reaches_everyone_it_is_for() {
 async fn an_unsubscribe_mail_from_the_mailto_stops_that_mail_and_opens_no_ticket() {
     let s = site("").await;
     s.pass(JobKind::Statement, "2026-12-01T07:30:00Z").await;
-    let mut state = s.app.sender.new_state().unwrap();
-    s.app
-        .sender
-        .round(&mut state, &CancellationToken::new())
-        .await
-        .unwrap();
-    state.close().await;
+    s.send_outbox().await;
     let (alice, carol) = (s.addr("alice"), s.addr("carol"));
     let statement_of = |who: String| {
         let mail = s.t.mail.clone();
