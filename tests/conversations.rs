@@ -529,6 +529,120 @@ async fn a_technician_opens_a_ticket_for_a_client_who_phoned() {
     );
 }
 
+/// The acknowledgement's plain text among the mails queued after `skip`.
+async fn queued_ack_text(w: &World, skip: usize) -> String {
+    let mut conn = w.app.db.conn().await.unwrap();
+    let ack = outbox::list(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .skip(skip)
+        .find(|m| m.kind == "acknowledgement")
+        .expect("an acknowledgement");
+    let raw = outbox::raw_of(&mut conn, ack.id).await.unwrap().unwrap();
+    mail_parser::MessageParser::default()
+        .parse(&raw[..])
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_phone_call_fixed_on_the_spot_is_logged_closed_with_its_time() {
+    let w = world().await;
+    let before = w.queued_count().await;
+    let raw = format!(
+        "From: {staff}\r\nTo: {support}\r\nSubject: Outlook keeps asking for the password\r\nMessage-ID: <call-{tag}@msp.test>\r\n\r\n\
+#requester {alice}\r\n#time 20m\r\n#close\r\n\r\nAlice called; cleared her cached credentials, works again.\r\n",
+        staff = w.t.staff,
+        support = w.t.support,
+        alice = w.alice,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        w.deliver(raw.as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1002".into()
+        }
+    );
+    let ticket = w.ticket("1002").await.ticket;
+    assert_eq!(ticket.status, "closed");
+    assert!(ticket.closed_at.is_some());
+    assert_eq!(ticket.time_worked_minutes, 20);
+    // The time counts for the client's hours as from any reply.
+    let mut conn = w.app.db.conn().await.unwrap();
+    let client_id = conversation::ticket_by_number(&mut conn, "T-1002")
+        .await
+        .unwrap()
+        .unwrap()
+        .client_id
+        .expect("Alice's client");
+    assert_eq!(
+        postdesk::db::hours::minutes_between(&mut conn, client_id, 0, i64::MAX)
+            .await
+            .unwrap(),
+        20
+    );
+    drop(conn);
+    // Alice learns the ticket's number, and that there is nothing to wait for.
+    assert_eq!(
+        w.queued_since(before).await,
+        vec![("acknowledgement".to_string(), vec![w.alice.clone()])]
+    );
+    let text = queued_ack_text(&w, before).await;
+    assert!(
+        text.contains("T-1002") && text.contains("the ticket is closed"),
+        "{text}"
+    );
+    assert!(!text.contains("Expected first response"), "{text}");
+    // Each command is in the audit log, the requester as her contact id.
+    let rows = audit_rows(&w.app, |r| r.kind == "staff_command").await;
+    let actions: Vec<_> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["command.requester", "command.time", "command.close"]
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.resource.as_deref() == Some("ticket:T-1002")));
+    let alice_id = {
+        let mut conn = w.app.db.conn().await.unwrap();
+        let alice = postdesk::domain::EmailAddress::parse(&w.alice).unwrap();
+        postdesk::db::contacts::find_contact_by_email(&mut conn, &alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    assert_eq!(rows[0].detail.as_ref().unwrap()["contact"], alice_id);
+    assert!(!format!("{rows:?}").contains(&w.alice), "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_ticket_opened_for_a_client_with_note_keeps_the_technicians_text_internal() {
+    let w = world().await;
+    let raw = format!(
+        "From: {staff}\r\nTo: {support}\r\nSubject: Renew the firewall licence\r\nMessage-ID: <lic-{tag}@msp.test>\r\n\r\n\
+#requester {alice}\r\n#note\r\n#status waiting-on-client\r\n\r\nAlice sounded annoyed; the PO is still with her boss.\r\n",
+        staff = w.t.staff,
+        support = w.t.support,
+        alice = w.alice,
+        tag = w.t.tag
+    );
+    assert_eq!(
+        w.deliver(raw.as_bytes()).await,
+        Outcome::TicketCreated {
+            ticket: "T-1002".into()
+        }
+    );
+    let ticket = w.ticket("1002").await;
+    assert_eq!(ticket.ticket.status, "waiting-on-client");
+    let first = ticket.messages.first().expect("the technician's message");
+    assert_eq!(first.visibility, "internal");
+    assert!(first.text.contains("annoyed"), "{}", first.text);
+}
+
 #[tokio::test]
 async fn a_hard_bounce_lands_on_the_ticket_and_suppresses_the_address() {
     let w = world().await;

@@ -85,15 +85,25 @@ impl Ingestor {
             "" => "(no subject)".to_string(),
             s => s.to_string(),
         };
+        // A technician's commands (only staff mail has any) set up the
+        // ticket they open as they would change one they answer: a phoned-in
+        // problem fixed on the call is `#requester …`, `#time 20m`, `#close`.
         let mut priority = plan.priority;
         let mut category = plan.category.clone();
         let mut assignee = None;
+        let mut opening_status = None;
+        let mut minutes_worked = 0u32;
+        let mut note = false;
         for c in &plan.staff_commands {
             match c {
                 Command::Priority(p) => priority = *p,
                 Command::Category(name) => category = Some(name.clone()),
                 Command::Assign(who) => assignee = cfg.find_staff(who).map(|s| s.email.clone()),
-                _ => {}
+                Command::Status(s) => opening_status = Some(*s),
+                Command::Close => opening_status = Some(TicketStatus::Closed),
+                Command::Time { minutes } => minutes_worked += *minutes,
+                Command::Note => note = true,
+                Command::Requester(_) | Command::Forward => {}
             }
         }
         let reply_token = new_reply_token();
@@ -124,6 +134,22 @@ impl Ingestor {
         if let Some(a) = &assignee {
             conversation::set_assignee(tx, ticket_id, a, now).await?;
         }
+        if let Some(status) = opening_status {
+            conversation::set_status(tx, ticket_id, status, now).await?;
+        }
+        if minutes_worked > 0 {
+            conversation::add_time_worked(tx, ticket_id, minutes_worked, now).await?;
+            crate::billing::hours::record_time(
+                &self.mailer,
+                cfg,
+                tx,
+                ticket_id,
+                client_id,
+                i64::from(minutes_worked),
+                now,
+            )
+            .await?;
+        }
         // A late reply to a closed ticket: the new one continues it.
         let continues = match &plan.action {
             ActionPlan::NewTicket { continues } => continues.as_deref(),
@@ -148,14 +174,25 @@ impl Ingestor {
         } else {
             "request"
         };
-        self.store_inbound_message(tx, ctx, mail, ticket_id, kind, Visibility::Public)
+        // `#note`: what the technician wrote stays with the staff.
+        let visibility = if note {
+            Visibility::Internal
+        } else {
+            Visibility::Public
+        };
+        self.store_inbound_message(tx, ctx, mail, ticket_id, kind, visibility)
             .await?;
+        if !plan.staff_commands.is_empty() {
+            self.record_staff_commands(tx, ctx, mail, client_id, number.as_str(), contact_id)
+                .await?;
+        }
+        let status = opening_status.unwrap_or(TicketStatus::Open);
         // The row just written, as the rest of this transaction sees it.
         let ticket = TicketRef {
             id: ticket_id,
             number: number.to_string(),
             subject,
-            status: TicketStatus::Open.as_str().to_string(),
+            status: status.as_str().to_string(),
             priority: priority.as_str().to_string(),
             category,
             client_id,
@@ -163,7 +200,7 @@ impl Ingestor {
             assignee_email: assignee.map(|a| a.to_string()),
             mailbox: mailbox_name,
             reply_token,
-            closed_at: None,
+            closed_at: (status == TicketStatus::Closed).then_some(now),
             first_response_at: None,
         };
         // The client's name, when the plan already knows it.
@@ -272,6 +309,10 @@ impl Ingestor {
             .unwrap_or(crate::domain::Priority::Medium);
         let data = serde_json::json!({
             "recipient_name": requester.name.clone().unwrap_or_else(|| requester.address.to_string()),
+            // Opened already closed (a technician's `#close`): no response
+            // to expect, and how to open it again instead.
+            "closed": ticket.is_closed(),
+            "reopen_days": cfg.tickets.reopen_days,
             "ticket": ticket_data,
             "expected_response": match cfg.sla.first_response(priority) {
                 Some(d) => format!("{} (working hours)", describe_duration(d)),

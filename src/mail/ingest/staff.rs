@@ -99,20 +99,8 @@ impl Ingestor {
         let ticket = conversation::ticket_by_id(tx, ticket.id)
             .await?
             .ok_or(ApplyError::Invalid("the ticket vanished"))?;
-        // Each command in the audit log, committed with what it changed.
-        let actor = Actor::Staff(staff.map_or_else(|| "unknown".into(), |s| s.name.clone()));
-        for c in &ctx.plan.staff_commands {
-            let event = AuditEvent::new(
-                AuditKind::StaffCommand,
-                format!("command.{}", c.keyword()),
-                now,
-            )
-            .actor(actor.clone())
-            .client(ticket.client_id)
-            .resource("ticket", &ticket.number)
-            .detail(command_detail(cfg, c));
-            audit::record(tx, &event).await?;
-        }
+        self.record_staff_commands(tx, ctx, mail, ticket.client_id, &ticket.number, None)
+            .await?;
 
         let recipients: Vec<EmailAddress> = EmailAddress::parse(&ticket.requester_email)
             .into_iter()
@@ -197,6 +185,38 @@ impl Ingestor {
         })
     }
 
+    /// Each of the plan's commands in the audit log, committed with what it
+    /// changed on ticket `number`. `requester` is the contact a `#requester`
+    /// or `#fwd` opened the ticket for.
+    pub(super) async fn record_staff_commands(
+        &self,
+        tx: &mut AnyConnection,
+        ctx: &ApplyContext<'_>,
+        mail: &InboundMail,
+        client_id: Option<i64>,
+        number: &str,
+        requester: Option<i64>,
+    ) -> Result<(), ApplyError> {
+        let staff = mail
+            .from
+            .as_ref()
+            .and_then(|from| self.config.staff_member(&from.address));
+        let actor = Actor::Staff(staff.map_or_else(|| "unknown".into(), |s| s.name.clone()));
+        for c in &ctx.plan.staff_commands {
+            let event = AuditEvent::new(
+                AuditKind::StaffCommand,
+                format!("command.{}", c.keyword()),
+                ctx.now,
+            )
+            .actor(actor.clone())
+            .client(client_id)
+            .resource("ticket", number)
+            .detail(command_detail(&self.config, c, requester));
+            audit::record(tx, &event).await?;
+        }
+        Ok(())
+    }
+
     /// Answers a technician whose commands were wrong, with every error.
     pub(super) async fn reject_commands(
         &self,
@@ -260,9 +280,9 @@ impl Ingestor {
 }
 
 /// What a command set, for the audit log: words and numbers, never the
-/// address of `#requester` or of an assignee (the staff member's name is
-/// kept instead).
-fn command_detail(cfg: &Config, command: &Command) -> serde_json::Value {
+/// address of `#requester` or of an assignee (the staff member's name and
+/// the requester's contact id are kept instead).
+fn command_detail(cfg: &Config, command: &Command, requester: Option<i64>) -> serde_json::Value {
     use serde_json::json;
     match command {
         Command::Status(s) => json!({ "status": s.as_str() }),
@@ -273,6 +293,7 @@ fn command_detail(cfg: &Config, command: &Command) -> serde_json::Value {
             json!({ "assignee": cfg.find_staff(who).map(|m| m.name.clone()) })
         }
         Command::Time { minutes } => json!({ "minutes": minutes }),
-        Command::Note | Command::Requester(_) | Command::Forward => json!({}),
+        Command::Requester(_) | Command::Forward => json!({ "contact": requester }),
+        Command::Note => json!({}),
     }
 }
