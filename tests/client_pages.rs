@@ -434,6 +434,36 @@ async fn a_standard_contact_sees_only_their_own_tickets_through_every_url() {
         s.get(&format!("/l/{bob_token}"), None).await.status,
         StatusCode::NOT_FOUND
     );
+    // Each download is a link open in the audit log: Bob's by Bob (the
+    // token's contact, with no link cookie sent), with the file's id; the
+    // moved and forged ones refused.
+    let downloads = audit_rows(&s.app, |r| r.action == "ticket.file").await;
+    let seen: Vec<_> = downloads
+        .iter()
+        .map(|r| (r.kind.as_str(), r.outcome.as_str(), r.resource.as_deref()))
+        .collect();
+    let bob_resource = format!("ticket:{bob_t}");
+    let carol_resource = format!("ticket:{carol_t}");
+    assert_eq!(
+        seen,
+        [
+            ("link_open", "ok", Some(bob_resource.as_str())),
+            ("link_open", "denied", Some(carol_resource.as_str())),
+            ("link_open", "denied", Some(carol_resource.as_str())),
+            ("link_open", "denied", Some(bob_resource.as_str())),
+        ],
+        "{downloads:?}"
+    );
+    let bob_id = s.contact_id("bob").await.to_string();
+    assert_eq!(downloads[0].actor_id.as_deref(), Some(bob_id.as_str()));
+    assert!(
+        downloads[0]
+            .detail
+            .as_ref()
+            .and_then(|d| d["attachment"].as_i64())
+            .is_some(),
+        "{downloads:?}"
+    );
 
     // The tickets list and its CSV: Bob's only.
     let (tickets_cookie, list) = s.page("bob", LinkPurpose::Tickets, None).await;

@@ -165,7 +165,24 @@ impl Site {
         form: Option<&str>,
         ip: Option<[u8; 4]>,
     ) -> Reply {
+        self.send_forwarded(method, path, cookie, form, ip, None)
+            .await
+    }
+
+    /// [`Site::send`] with an `X-Forwarded-For` header.
+    async fn send_forwarded(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        ip: Option<[u8; 4]>,
+        forwarded_for: Option<&str>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(hops) = forwarded_for {
+            req = req.header("x-forwarded-for", hops);
+        }
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
         }
@@ -626,6 +643,17 @@ impl Site {
 
     /// Asks for the links of `address` from `ip`.
     async fn ask(&self, address: &str, ip: [u8; 4]) -> Reply {
+        self.ask_forwarded(address, ip, None).await
+    }
+
+    /// [`Site::ask`] through a proxy at `ip` that says it forwards for
+    /// `forwarded_for`.
+    async fn ask_forwarded(
+        &self,
+        address: &str,
+        ip: [u8; 4],
+        forwarded_for: Option<&str>,
+    ) -> Reply {
         let form = self.get("/links", None).await;
         assert_eq!(form.status, StatusCode::OK);
         let csrf = hidden(&form.body, "csrf");
@@ -634,8 +662,15 @@ impl Site {
             "address={}&csrf={csrf}",
             address.replace('@', "%40").replace('+', "%2B")
         );
-        self.send(Method::POST, "/links", Some(&cookie), Some(&body), Some(ip))
-            .await
+        self.send_forwarded(
+            Method::POST,
+            "/links",
+            Some(&cookie),
+            Some(&body),
+            Some(ip),
+            forwarded_for,
+        )
+        .await
     }
 
     async fn links_mails(&self) -> Vec<outbox::OutboxEntry> {
@@ -742,6 +777,56 @@ async fn email_me_my_links_stops_after_the_per_address_limit() {
     s.clock.advance(Duration::from_secs(25 * 3_600));
     s.ask(&s.addr("alice"), [10, 0, 1, 1]).await;
     assert_eq!(s.settled_requests().await, ["mailed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted_and_recorded() {
+    let s =
+        site("links_per_ip_per_hour = 1\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]").await;
+    let proxy = [127, 0, 0, 1];
+    // Two people behind the same proxy: each has their own limit.
+    s.ask_forwarded(&s.addr("alice"), proxy, Some("203.0.113.5"))
+        .await;
+    s.ask_forwarded(&s.addr("bob"), proxy, Some("198.51.100.6, 10.0.0.2"))
+        .await;
+    // A client naming another address left of its own changes nothing.
+    s.ask_forwarded(&s.addr("carol"), proxy, Some("198.51.100.99, 203.0.113.5"))
+        .await;
+    // A machine that is no trusted proxy cannot forward for anyone.
+    s.ask_forwarded(&s.addr("carol"), [192, 0, 2, 50], Some("198.51.100.77"))
+        .await;
+    assert_eq!(
+        s.settled_requests().await,
+        ["mailed", "mailed", "limited", "mailed"]
+    );
+    let rows = audit_rows(&s.app, |r| r.action == "links.request").await;
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.remote_addr.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ok", Some("203.0.113.5")),
+            ("ok", Some("198.51.100.6")),
+            ("limited", Some("203.0.113.5")),
+            ("ok", Some("192.0.2.50")),
+        ],
+        "{rows:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_trusted_proxies_a_forwarded_for_header_is_ignored() {
+    let s = site("links_per_ip_per_hour = 1").await;
+    s.ask_forwarded(&s.addr("alice"), [127, 0, 0, 1], Some("203.0.113.5"))
+        .await;
+    s.ask_forwarded(&s.addr("bob"), [127, 0, 0, 1], Some("198.51.100.6"))
+        .await;
+    assert_eq!(s.settled_requests().await, ["mailed", "limited"]);
+    let rows = audit_rows(&s.app, |r| r.action == "links.request").await;
+    let from: Vec<_> = rows.iter().map(|r| r.remote_addr.as_deref()).collect();
+    assert_eq!(from, [Some("127.0.0.1"), Some("127.0.0.1")], "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

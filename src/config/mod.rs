@@ -298,6 +298,9 @@ pub struct WebConfig {
     pub links_per_address_per_hour: u32,
     /// "Email me my links": requests per client IP per hour (`web.links_per_ip_per_hour`).
     pub links_per_ip_per_hour: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client
+    /// (`web.trusted_proxies`); none by default.
+    pub trusted_proxies: crate::domain::TrustedProxies,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -314,6 +317,7 @@ impl std::fmt::Debug for WebConfig {
                 &self.links_per_address_per_hour,
             )
             .field("links_per_ip_per_hour", &self.links_per_ip_per_hour)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -647,6 +651,8 @@ struct RawWeb {
     links_per_address_per_hour: u32,
     #[serde(default = "default_links_per_ip_per_hour")]
     links_per_ip_per_hour: u32,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 fn default_links_per_address_per_hour() -> u32 {
@@ -1253,6 +1259,8 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
         }
         other => other,
     };
+    let trusted_proxies = crate::domain::TrustedProxies::parse(&raw.web.trusted_proxies)
+        .map_err(|e| err("web.trusted_proxies", e.to_string()))?;
 
     let mut staff = Vec::new();
     for (i, s) in raw.staff.into_iter().enumerate() {
@@ -1458,6 +1466,7 @@ fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
             admin_token,
             links_per_address_per_hour: raw.web.links_per_address_per_hour,
             links_per_ip_per_hour: raw.web.links_per_ip_per_hour,
+            trusted_proxies,
         },
         link_keys,
         link_ttl,
@@ -1698,6 +1707,29 @@ secret = "0123456789abcdef0123456789abcdef"
         let e = e.to_string();
         assert!(
             e.contains("test.toml") && e.contains("limits.portal_replies_per_hour"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_none_and_a_bad_one_names_its_key() {
+        assert!(load(MINIMAL, &[]).unwrap().web.trusted_proxies.is_empty());
+        let with = |list: &str| {
+            load(
+                &MINIMAL.replacen("[web]\n", &format!("[web]\ntrusted_proxies = {list}\n"), 1),
+                &[],
+            )
+        };
+        let c = with(r#"["127.0.0.1", "10.0.0.0/8"]"#).unwrap();
+        assert!(!c.web.trusted_proxies.is_empty());
+        let Err(e) = with(r#"["127.0.0.1", "proxy.internal"]"#) else {
+            panic!("a host name was accepted");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("test.toml")
+                && e.contains("web.trusted_proxies")
+                && e.contains("proxy.internal"),
             "{e}"
         );
     }

@@ -8,6 +8,7 @@ mod invoice;
 mod money;
 mod optional_mail;
 mod ticket;
+mod trusted_proxies;
 
 pub use business_hours::BusinessHours;
 pub use email_address::{EmailAddress, EmailAddressError};
@@ -18,3 +19,4 @@ pub use money::{
 };
 pub use optional_mail::{MailChoices, OptionalMail};
 pub use ticket::{ContactTypes, Priority, TicketNumber, TicketStatus};
+pub use trusted_proxies::{InvalidProxy, TrustedProxies};

@@ -218,3 +218,37 @@ fn find_override(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
     .into_iter()
     .find(|p| p.is_file())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::links::issue::ContactLinks;
+    use crate::mail::reply_trim::{trim_reply, CutReason};
+
+    #[test]
+    fn the_links_footer_opens_with_the_signature_delimiter() {
+        // "-- " (with its space, RFC 3676) lets mail clients leave the
+        // personal links out of a quoted reply, and our trimming cut them.
+        let templates = Templates::load(None).unwrap();
+        let mut mail = RenderedMail {
+            subject: "Ticket".into(),
+            text: "Your ticket is open.".into(),
+            html: "<html><body><p>Your ticket is open.</p></body></html>".into(),
+        };
+        let links = ContactLinks {
+            tickets: Some("https://help.example.com/l/secret".into()),
+            statement: None,
+            contacts: None,
+            preferences: None,
+        };
+        templates.append_links_footer(&mut mail, &links).unwrap();
+        assert!(
+            mail.text.contains("\n-- \nYour links"),
+            "no signature delimiter before the links: {:?}",
+            mail.text
+        );
+        let trimmed = trim_reply(&format!("Thanks, that fixed it.\n\n{}", mail.text));
+        assert_eq!(trimmed.cut, Some(CutReason::Signature));
+        assert!(!trimmed.text.contains("secret"), "{}", trimmed.text);
+    }
+}

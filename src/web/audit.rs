@@ -3,8 +3,8 @@
 //! `router`), appends what happened after the handler answered — the page or
 //! action (a [`Route`]), the resource from the path, who (the link cookie's
 //! contact, even when the link was refused), the outcome from the status,
-//! and where from ([`RequestOrigin`]: the TCP peer, as the "email me my
-//! links" limits see it, and the user agent).
+//! and where from ([`RequestOrigin`]: the client address as the "email me
+//! my links" limits see it, and the user agent).
 //!
 //! A handler that knows better says so with a [`Note`] on its response (the
 //! precise action, the client, a small detail), or writes the event itself
@@ -17,30 +17,28 @@
 //! read), addresses, bodies.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::client_ip::ClientIp;
 use super::{cookie, WebState, LINK_COOKIE};
 use crate::audit::{Actor, AuditEvent, AuditKind, Origin, Outcome};
 use crate::db::{audit, contacts};
 use crate::links::{verify, LinkError};
 
-/// Where a request came from. The client IP is the TCP peer's, the same the
-/// rate limits of `/links` count (there is no trusted-proxy setting: behind a
-/// proxy this is the proxy).
+/// Where a request came from. The client IP is the one [`ClientIp`] resolved
+/// (the TCP peer, or the client a trusted proxy forwarded for), the same the
+/// rate limits of `/links` count.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestOrigin(pub Origin);
 
 impl RequestOrigin {
     fn of(extensions: &axum::http::Extensions, headers: &HeaderMap) -> RequestOrigin {
-        let remote = extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let remote = extensions.get::<ClientIp>().map(|c| c.0.to_string());
         let agent = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok());

@@ -8,6 +8,7 @@
 
 mod api;
 mod audit;
+mod client_ip;
 mod contacts_page;
 mod csrf;
 mod health;
@@ -52,6 +53,7 @@ pub(crate) const LINK_COOKIE: &str = "pd_link";
 pub fn router(app: App) -> Router {
     let csp = content_security_policy(&app);
     let reply_limit = app.config.limits.max_message_bytes;
+    let trusted_proxies = app.config.web.trusted_proxies.clone();
     let state = WebState {
         pages: Pages::new(app.config.branding.clone()),
         app,
@@ -97,7 +99,10 @@ pub fn router(app: App) -> Router {
             "/ticket/{number}/state",
             post(ticket::set_state).layer(audited(form("ticket.state", "ticket", Some("number")))),
         )
-        .route("/ticket/{number}/files/{token}", get(ticket::file))
+        .route(
+            "/ticket/{number}/files/{token}",
+            get(ticket::file).layer(audited(view("ticket.file", "ticket", Some("number")))),
+        )
         .route(
             "/tickets",
             get(tickets::show).layer(audited(view("tickets.view", "tickets", None))),
@@ -236,6 +241,11 @@ pub fn router(app: App) -> Router {
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(csp, security_headers))
+        // Outermost, so every layer and handler sees the resolved client.
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            client_ip::resolve,
+        ))
         .with_state(state)
 }
 

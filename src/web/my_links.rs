@@ -15,14 +15,13 @@
 //! Rate limits (`[web] links_per_address_per_hour`, `links_per_ip_per_hour`)
 //! count requests per address and per client IP over the last hour; over
 //! either, the answer is the same and nothing is mailed. The address and IP
-//! are stored only as keyed hashes; neither is ever logged.
+//! are stored only as keyed hashes; neither is ever logged. The IP is the
+//! client's as `client_ip` resolved it (behind a `[web] trusted_proxies`
+//! proxy, the address it forwarded for).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Extension;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -71,7 +70,6 @@ pub(crate) struct LinksForm {
 pub(crate) async fn request(
     State(state): State<WebState>,
     RequestOrigin(origin): RequestOrigin,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LinksForm>,
 ) -> Response {
@@ -85,8 +83,9 @@ pub(crate) async fn request(
             Some("That does not look like a mail address. Please check it and try again."),
         );
     };
-    let ip = connect
-        .map(|c| c.0 .0.ip().to_string())
+    let ip = origin
+        .remote_addr
+        .clone()
         .unwrap_or_else(|| "unknown".into());
     let now = state.app.clock.now_millis();
     // Who asked is nobody known: the address is not kept, not even hashed.

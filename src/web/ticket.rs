@@ -650,7 +650,15 @@ pub(crate) async fn file(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    response
+    // For the audit layer: the token's contact (the link cookie may be
+    // someone else's, or gone), which file.
+    Note {
+        actor: Some(Actor::Contact(contact.id)),
+        client_id: ticket.client_id,
+        detail: Some(json!({ "attachment": file.id })),
+        ..Note::default()
+    }
+    .on(response)
 }
 
 /// `Content-Disposition` with an ASCII fallback and the RFC 5987 UTF-8 name.
