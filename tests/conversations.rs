@@ -548,12 +548,7 @@ async fn queued_ack_text(w: &World, skip: usize) -> String {
         .find(|m| m.kind == "acknowledgement")
         .expect("an acknowledgement");
     let raw = outbox::raw_of(&mut conn, ack.id).await.unwrap().unwrap();
-    mail_parser::MessageParser::default()
-        .parse(&raw[..])
-        .unwrap()
-        .body_text(0)
-        .unwrap()
-        .to_string()
+    mail_text(&raw)
 }
 
 #[tokio::test]

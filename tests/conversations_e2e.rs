@@ -72,13 +72,6 @@ async fn settled_counts(t: &TestEnv, users: &[&str]) -> Vec<usize> {
     }
 }
 
-fn text_of(raw: &[u8]) -> String {
-    mail_parser::MessageParser::default()
-        .parse(raw)
-        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
-        .unwrap_or_default()
-}
-
 /// A reply from a mail client: threading headers of `to_msg`, sent to its
 /// Reply-To, with the original quoted below.
 fn reply_to(from: &str, to_msg: &[u8], message_id: &str, body: &str) -> (String, Vec<u8>) {
@@ -93,7 +86,7 @@ fn reply_to(from: &str, to_msg: &[u8], message_id: &str, body: &str) -> (String,
         None => parent.clone(),
     };
     let subject = header(to_msg, "Subject").unwrap();
-    let quoted: String = text_of(to_msg)
+    let quoted: String = mail_text(to_msg)
         .lines()
         .map(|l| format!("> {l}\r\n"))
         .collect();
@@ -171,7 +164,7 @@ Message-ID: <{request_id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nThe V
         references.contains(header(&ack, "Message-ID").unwrap().trim_matches(['<', '>'])),
         "{references}"
     );
-    let public_text = text_of(&public);
+    let public_text = mail_text(&public);
     assert!(
         public_text.contains("Please restart the router"),
         "{public_text}"
@@ -431,7 +424,7 @@ Message-ID: <req-{tag}@customer.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r
     // The staff hear of it: the new-ticket notification, then the bounce.
     let staff_inbox = wait_for_messages(&t, &t.staff, "INBOX", 2).await;
     assert!(
-        text_of(&staff_inbox[1]).contains(&ghost),
+        mail_text(&staff_inbox[1]).contains(&ghost),
         "the technician is told which address failed"
     );
 

@@ -303,15 +303,6 @@ fn unsubscribe_mailto(raw: &[u8]) -> (String, String) {
     (address.to_string(), subject)
 }
 
-fn text_of(raw: &[u8]) -> String {
-    mail_parser::MessageParser::default()
-        .parse(raw)
-        .unwrap()
-        .body_text(0)
-        .unwrap()
-        .to_string()
-}
-
 /// The URL on the line of the text starting with `label`.
 fn url_after(text: &str, label: &str) -> String {
     text.lines()
@@ -596,7 +587,7 @@ async fn optional_mail_arrives_with_the_unsubscribe_headers_and_other_mail_witho
     // Notices to a person carry that person's links in the footer, and
     // they open.
     for mail in [statement, invoice] {
-        let text = text_of(mail);
+        let text = mail_text(mail);
         let tickets = url_after(&text, "Your tickets: ");
         let prefs = url_after(&text, "Which mails you get: ");
         let statement_link = url_after(&text, "Your statement: ");
@@ -698,7 +689,7 @@ async fn email_me_my_links_answers_alike_and_mails_only_a_known_address() {
     let mails = s.links_mails().await;
     assert_eq!(mails.len(), 1, "nothing queued for the unknown address");
     assert_eq!(mails[0].recipients, vec![s.addr("alice")]);
-    let text = text_of(&s.raw(mails[0].id).await);
+    let text = mail_text(&s.raw(mails[0].id).await);
     let urls: Vec<String> = text
         .split_whitespace()
         .filter(|w| w.contains("/l/"))
@@ -985,7 +976,7 @@ async fn a_ticket_mail_to_one_contact_carries_their_links_and_to_several_none() 
     // Bob's acknowledgement, as delivered, carries his links, and they open
     // his pages: his tickets (with his ticket), his preferences; he is no
     // billing contact, so no statement.
-    let text = text_of(&delivered(bob.clone()).await);
+    let text = mail_text(&delivered(bob.clone()).await);
     assert!(!text.contains("Your statement"), "{text}");
     let tickets = url_after(&text, "Your tickets: ");
     let prefs = url_after(&text, "Which mails you get: ");
@@ -1031,7 +1022,7 @@ async fn a_ticket_mail_to_one_contact_carries_their_links_and_to_several_none() 
     // One mail to Alice and Carol: neither gets links (they would be one
     // person's in the other's mailbox); the stranger is no client's contact.
     for who in [alice, carol, stranger] {
-        let text = text_of(&delivered(who).await);
+        let text = mail_text(&delivered(who).await);
         assert!(!text.contains("Your links"), "{text}");
         assert!(!text.contains("/l/"), "{text}");
     }

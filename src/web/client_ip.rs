@@ -6,6 +6,7 @@
 //! limits both read that, never the header themselves.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -20,7 +21,7 @@ pub(crate) struct ClientIp(pub IpAddr);
 
 /// The layer (`axum::middleware::from_fn_with_state` with the proxies).
 pub(crate) async fn resolve(
-    State(trusted): State<TrustedProxies>,
+    State(trusted): State<Arc<TrustedProxies>>,
     mut request: Request,
     next: Next,
 ) -> Response {

@@ -53,7 +53,8 @@ pub(crate) const LINK_COOKIE: &str = "pd_link";
 pub fn router(app: App) -> Router {
     let csp = content_security_policy(&app);
     let reply_limit = app.config.limits.max_message_bytes;
-    let trusted_proxies = app.config.web.trusted_proxies.clone();
+    // Shared, not cloned per request.
+    let trusted_proxies = std::sync::Arc::new(app.config.web.trusted_proxies.clone());
     let state = WebState {
         pages: Pages::new(app.config.branding.clone()),
         app,

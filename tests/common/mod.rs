@@ -327,6 +327,16 @@ pub fn header(raw: &[u8], name: &str) -> Option<String> {
         .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
+/// The first text body of a raw message (decoded); panics when there is none.
+pub fn mail_text(raw: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("a parsable message")
+        .body_text(0)
+        .expect("a text body")
+        .into_owned()
+}
+
 /// The app serving its web view on a free loopback port, with `web.base_url`
 /// pointing at it (links in mails and pages then open in a real client).
 pub struct ServedApp {

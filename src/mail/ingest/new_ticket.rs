@@ -138,17 +138,8 @@ impl Ingestor {
             conversation::set_status(tx, ticket_id, status, now).await?;
         }
         if minutes_worked > 0 {
-            conversation::add_time_worked(tx, ticket_id, minutes_worked, now).await?;
-            crate::billing::hours::record_time(
-                &self.mailer,
-                cfg,
-                tx,
-                ticket_id,
-                client_id,
-                i64::from(minutes_worked),
-                now,
-            )
-            .await?;
+            self.record_time_worked(tx, ticket_id, client_id, minutes_worked, now)
+                .await?;
         }
         // A late reply to a closed ticket: the new one continues it.
         let continues = match &plan.action {

@@ -61,17 +61,8 @@ impl Ingestor {
                     conversation::set_assignee(tx, ticket.id, &member.email, now).await?
                 }
                 Command::Time { minutes } => {
-                    conversation::add_time_worked(tx, ticket.id, *minutes, now).await?;
-                    crate::billing::hours::record_time(
-                        &self.mailer,
-                        cfg,
-                        tx,
-                        ticket.id,
-                        ticket.client_id,
-                        i64::from(*minutes),
-                        now,
-                    )
-                    .await?
+                    self.record_time_worked(tx, ticket.id, ticket.client_id, *minutes, now)
+                        .await?
                 }
                 Command::Note => note = true,
                 Command::Requester(_) | Command::Forward => {
@@ -183,6 +174,29 @@ impl Ingestor {
             ticket_id: Some(ticket.id),
             queued,
         })
+    }
+
+    /// `#time`: the minutes on the ticket and against the client's hours.
+    pub(super) async fn record_time_worked(
+        &self,
+        tx: &mut AnyConnection,
+        ticket_id: i64,
+        client_id: Option<i64>,
+        minutes: u32,
+        now: i64,
+    ) -> Result<(), ApplyError> {
+        conversation::add_time_worked(tx, ticket_id, minutes, now).await?;
+        crate::billing::hours::record_time(
+            &self.mailer,
+            &self.config,
+            tx,
+            ticket_id,
+            client_id,
+            i64::from(minutes),
+            now,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Each of the plan's commands in the audit log, committed with what it
